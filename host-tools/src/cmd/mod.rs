@@ -1,0 +1,1 @@
+//! One module per `tandem` subcommand: each has an `Args` (clap) and a `run`.

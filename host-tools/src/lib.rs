@@ -1,0 +1,5 @@
+//! The library behind the `tandem` host tool. Each subcommand lives in [`cmd`]; the
+//! reusable pieces (datasets, training, export, packing) live in their own modules so the
+//! cross-crate tests can call them directly.
+
+pub mod cmd;

@@ -1,0 +1,267 @@
+//! The sidecar metadata (`peer.toml`) that travels next to every exported model.
+//!
+//! It names the input and the two outputs every Tandem peer has (`logits`, `features`),
+//! the normalisation the input expects, the class labels, the head's shape and where the
+//! model came from. The format is documented in `docs/FORMAT.md`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the sidecar schema written by this crate.
+pub const SIDECAR_VERSION: u32 = 1;
+
+/// Errors reading or writing a sidecar.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("cannot read sidecar {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("sidecar {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("sidecar {path} is inconsistent: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TensorDtype {
+    F32,
+    F16,
+    I8,
+    U8,
+    I64,
+}
+
+/// Memory layout of the model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layout {
+    /// `[N, C]`: flat feature vectors.
+    NC,
+    /// `[N, C, W]`: channels-first sequences (IMU windows).
+    NCW,
+    /// `[N, C, H, W]`: channels-first images.
+    NCHW,
+    /// `[N, H, W, C]`: channels-last images.
+    NHWC,
+}
+
+/// The single input a peer takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Name of the graph input.
+    pub name: String,
+    /// Shape; `-1` marks the symbolic batch dimension (always the first).
+    pub shape: Vec<i64>,
+    pub dtype: TensorDtype,
+    pub layout: Layout,
+}
+
+/// `x_normalised = (x_raw - mean) / std`, broadcast per channel (or one value for all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalisation {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Default for Normalisation {
+    fn default() -> Self {
+        Self { mean: vec![0.0], std: vec![1.0] }
+    }
+}
+
+/// Names of the two outputs every Tandem peer exposes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputNames {
+    pub logits: String,
+    pub features: String,
+}
+
+impl Default for OutputNames {
+    fn default() -> Self {
+        Self { logits: "logits".into(), features: "features".into() }
+    }
+}
+
+/// Shape of the linear head `logits = features · Wᵀ + b` that adaptation may change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadSpec {
+    /// Length of the `features` vector.
+    pub features: usize,
+    /// Number of classes (length of `logits`).
+    pub classes: usize,
+}
+
+/// Where a model came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Dataset name as `tandem data list` shows it.
+    pub dataset: String,
+    /// SHA-256 of the dataset file(s) the model was trained on.
+    pub dataset_sha256: String,
+    pub seed: u64,
+    /// Architecture name (`mlp8`, `cnn8`, ...).
+    pub arch: String,
+    /// `"mutual"` or `"independent"`, plus the peers trained together.
+    pub training: String,
+    #[serde(default)]
+    pub cohort: Vec<String>,
+    pub epochs: usize,
+    /// Best validation accuracy (0..1).
+    pub val_accuracy: f64,
+    /// Test accuracy on the source test split (0..1), when measured.
+    #[serde(default)]
+    pub test_accuracy: Option<f64>,
+    /// Tool and version that produced the model.
+    pub tool: String,
+}
+
+/// The whole sidecar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Schema version ([`SIDECAR_VERSION`]).
+    pub version: u32,
+    /// Human-readable model name.
+    pub name: String,
+    pub input: InputSpec,
+    #[serde(default)]
+    pub normalisation: Normalisation,
+    #[serde(default)]
+    pub outputs: OutputNames,
+    /// Class labels, index = class id.
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub head: Option<HeadSpec>,
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+impl ModelMeta {
+    /// The sidecar path for a model path: `peer.onnx` → `peer.toml`.
+    pub fn sidecar_path(model: &Path) -> PathBuf {
+        model.with_extension("toml")
+    }
+
+    /// Parse a sidecar from TOML text; `path` is only used in error messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, MetaError> {
+        let meta: Self = toml::from_str(text)
+            .map_err(|e| MetaError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        meta.validate(path)?;
+        Ok(meta)
+    }
+
+    /// Read and validate a sidecar file.
+    pub fn load(path: &Path) -> Result<Self, MetaError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| MetaError::Io { path: path.to_owned(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Read the sidecar next to `model`, if there is one.
+    pub fn load_for_model(model: &Path) -> Result<Option<Self>, MetaError> {
+        let path = Self::sidecar_path(model);
+        if path.exists() {
+            Self::load(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Serialise to TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("sidecar serialises")
+    }
+
+    /// Number of input values per sample (product of the non-batch dimensions).
+    pub fn input_len(&self) -> usize {
+        self.input.shape.iter().skip(1).map(|&d| d.max(1) as usize).product()
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), MetaError> {
+        let invalid = |message: String| MetaError::Invalid { path: path.to_owned(), message };
+        if self.version != SIDECAR_VERSION {
+            return Err(invalid(format!(
+                "schema version {} (this build reads {SIDECAR_VERSION})",
+                self.version
+            )));
+        }
+        if self.input.shape.is_empty() || self.input.shape.iter().skip(1).any(|&d| d <= 0) {
+            return Err(invalid(format!(
+                "input shape {:?} needs a batch dimension and positive sizes",
+                self.input.shape
+            )));
+        }
+        let n = &self.normalisation;
+        if n.mean.is_empty() || n.mean.len() != n.std.len() {
+            return Err(invalid("normalisation mean and std must be non-empty and of equal length".into()));
+        }
+        if n.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || n.mean.iter().any(|m| !m.is_finite()) {
+            return Err(invalid("normalisation values must be finite, std > 0".into()));
+        }
+        if let Some(head) = &self.head {
+            if head.classes != self.labels.len() {
+                return Err(invalid(format!(
+                    "head has {} classes but {} labels",
+                    head.classes,
+                    self.labels.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ModelMeta {
+        ModelMeta {
+            version: SIDECAR_VERSION,
+            name: "mnist8-mlp".into(),
+            input: InputSpec {
+                name: "input".into(),
+                shape: vec![-1, 64],
+                dtype: TensorDtype::F32,
+                layout: Layout::NC,
+            },
+            normalisation: Normalisation { mean: vec![4.0], std: vec![6.0] },
+            outputs: OutputNames::default(),
+            labels: (0..10).map(|d| d.to_string()).collect(),
+            head: Some(HeadSpec { features: 32, classes: 10 }),
+            provenance: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let meta = sample();
+        let back = ModelMeta::from_toml(&meta.to_toml(), Path::new("x.toml")).unwrap();
+        assert_eq!(meta, back);
+        assert_eq!(back.input_len(), 64);
+    }
+
+    #[test]
+    fn rejects_inconsistent_head_and_bad_normalisation() {
+        let mut meta = sample();
+        meta.labels.pop();
+        assert!(matches!(
+            ModelMeta::from_toml(&meta.to_toml(), Path::new("x")),
+            Err(MetaError::Invalid { .. })
+        ));
+        let mut meta = sample();
+        meta.normalisation.std = vec![0.0];
+        assert!(matches!(
+            ModelMeta::from_toml(&meta.to_toml(), Path::new("x")),
+            Err(MetaError::Invalid { .. })
+        ));
+        assert!(matches!(ModelMeta::from_toml("version = [", Path::new("x")), Err(MetaError::Parse { .. })));
+    }
+
+    #[test]
+    fn sidecar_sits_next_to_the_model() {
+        assert_eq!(
+            ModelMeta::sidecar_path(Path::new("models/a/peer.onnx")),
+            PathBuf::from("models/a/peer.toml")
+        );
+    }
+}
