@@ -1,0 +1,186 @@
+//! The kernels and the dispatch from an op record to them. Inputs here are validated, so the
+//! `None`s the kernels can return are unreachable; they still map to an error, not a panic.
+
+pub mod math;
+
+mod conv;
+mod elementwise;
+mod pool;
+
+pub use elementwise::ADD_LEFT_SHIFT;
+pub(crate) use elementwise::{load, store};
+
+use crate::format::{i32_at, DType, OpInfo, OpKind, TensorInfo};
+use crate::validate::{param, ADD_QUANT_WORDS};
+use crate::{Error, Model};
+use conv::{conv, ConvGeometry, FloatArith, QuantArith};
+use pool::{pool, AvgF32, AvgI8, MaxF32, MaxI8, PoolGeometry};
+
+/// Borrow the input and the output of an op whose tensors do not overlap.
+fn split_io(
+    arena: &mut [u8],
+    x: core::ops::Range<usize>,
+    y: core::ops::Range<usize>,
+) -> Option<(&[u8], &mut [u8])> {
+    let y_len = y.len();
+    if x.end <= y.start {
+        let (lo, hi) = arena.split_at_mut_checked(y.start)?;
+        Some((lo.get(x)?, hi.get_mut(..y_len)?))
+    } else if y.end <= x.start {
+        let x_len = x.len();
+        let (lo, hi) = arena.split_at_mut_checked(x.start)?;
+        Some((hi.get(..x_len)?, lo.get_mut(y)?))
+    } else {
+        None
+    }
+}
+
+fn bounds_i8(op: &OpInfo) -> (i32, i32) {
+    (op.act_lo as i32, op.act_hi as i32)
+}
+
+fn bounds_f32(op: &OpInfo) -> (f32, f32) {
+    (f32::from_bits(op.act_lo), f32::from_bits(op.act_hi))
+}
+
+fn usz(v: impl Into<usize>) -> usize {
+    v.into()
+}
+
+/// Run op `index` of `model` on `arena`.
+pub(crate) fn run_op(model: &Model<'_>, index: u16, arena: &mut [u8]) -> Result<(), Error> {
+    let op = model.op(index)?;
+    let x = model.tensor(op.in0)?;
+    let y = model.tensor(op.out)?;
+    let failed = Error::BadOpArgs(index);
+    let done = match op.kind {
+        OpKind::Conv | OpKind::Dense => weighted(model, &op, &x, &y, arena),
+        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling(&op, &x, &y, arena),
+        OpKind::Add => {
+            let z = model.tensor(op.in1)?;
+            match x.dtype {
+                DType::I8 => {
+                    let words = param(model.data(), op.quant, ADD_QUANT_WORDS * 4).ok_or(failed)?;
+                    let pair =
+                        |k: usize| (i32_at(words, k * 8).unwrap_or(0), i32_at(words, k * 8 + 4).unwrap_or(0));
+                    let (lo, hi) = bounds_i8(&op);
+                    elementwise::add_i8(arena, [&x, &z, &y], [pair(0), pair(1), pair(2)], lo, hi)
+                }
+                DType::F32 => {
+                    let (lo, hi) = bounds_f32(&op);
+                    elementwise::add_f32(arena, [&x, &z, &y], lo, hi)
+                }
+            }
+        }
+        OpKind::Clamp => elementwise::clamp(arena, &x, &y, op.act_lo, op.act_hi),
+        OpKind::Softmax => elementwise::softmax(arena, &x, &y),
+        OpKind::Reshape => elementwise::reshape(arena, &x, &y),
+    };
+    done.ok_or(failed)
+}
+
+fn weighted(model: &Model<'_>, op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+    let g = if op.kind == OpKind::Conv {
+        ConvGeometry {
+            h: usz(x.h),
+            w: usz(x.w),
+            c: usz(x.c),
+            oh: usz(y.h),
+            ow: usz(y.w),
+            oc: usz(y.c),
+            kh: usz(op.kh),
+            kw: usz(op.kw),
+            sh: usz(op.sh),
+            sw: usz(op.sw),
+            pad_top: usz(op.pads[0]),
+            pad_left: usz(op.pads[1]),
+            groups: usz(op.groups),
+        }
+    } else {
+        let n = x.len();
+        ConvGeometry {
+            h: 1,
+            w: 1,
+            c: n,
+            oh: 1,
+            ow: 1,
+            oc: usz(y.c),
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            pad_top: 0,
+            pad_left: 0,
+            groups: 1,
+        }
+    };
+    let per_out = g.kh * g.kw * (g.c / g.groups.max(1));
+    let data = model.data();
+    let weights = param(data, op.weights, g.oc * per_out * x.dtype.size())?;
+    let bias = param(data, op.bias, g.oc * 4)?;
+    let (input, out) = split_io(arena, x.range(), y.range())?;
+    match x.dtype {
+        DType::I8 => {
+            let (lo, hi) = bounds_i8(op);
+            let quant = param(data, op.quant, g.oc * 8)?;
+            let a = QuantArith { input_zero: x.zero_point, bias, quant, output_zero: y.zero_point, lo, hi };
+            conv(&g, input, weights, out, &a)
+        }
+        DType::F32 => {
+            let (lo, hi) = bounds_f32(op);
+            conv(&g, input, weights, out, &FloatArith { bias, lo, hi })
+        }
+    }
+}
+
+fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+    let g = if op.kind == OpKind::GlobalAvgPool {
+        PoolGeometry {
+            h: usz(x.h),
+            w: usz(x.w),
+            c: usz(x.c),
+            oh: 1,
+            ow: 1,
+            kh: usz(x.h),
+            kw: usz(x.w),
+            sh: 1,
+            sw: 1,
+            pad_top: 0,
+            pad_left: 0,
+        }
+    } else {
+        PoolGeometry {
+            h: usz(x.h),
+            w: usz(x.w),
+            c: usz(x.c),
+            oh: usz(y.h),
+            ow: usz(y.w),
+            kh: usz(op.kh),
+            kw: usz(op.kw),
+            sh: usz(op.sh),
+            sw: usz(op.sw),
+            pad_top: usz(op.pads[0]),
+            pad_left: usz(op.pads[1]),
+        }
+    };
+    let count_pad = op.flags & crate::format::FLAG_COUNT_PAD != 0;
+    let (input, out) = split_io(arena, x.range(), y.range())?;
+    match (op.kind, x.dtype) {
+        (OpKind::MaxPool, DType::I8) => {
+            let (lo, hi) = bounds_i8(op);
+            pool(&g, input, out, &MaxI8 { lo, hi })
+        }
+        (OpKind::MaxPool, DType::F32) => {
+            let (lo, hi) = bounds_f32(op);
+            pool(&g, input, out, &MaxF32 { lo, hi })
+        }
+        (_, DType::I8) => {
+            let (lo, hi) = bounds_i8(op);
+            pool(&g, input, out, &AvgI8 { zero_point: x.zero_point, count_pad, lo, hi })
+        }
+        (_, DType::F32) => {
+            let (lo, hi) = bounds_f32(op);
+            pool(&g, input, out, &AvgF32 { count_pad, lo, hi })
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Max, average and global-average pooling on `[H, W, C]`, int8 and f32. Int8 pooling keeps
+//! the input's quantization, so it works on the quantized values directly.
+
+use crate::format::f32_at;
+
+/// Window geometry of one pooling op (global pooling is a window over the whole input).
+#[derive(Clone, Copy)]
+pub(crate) struct PoolGeometry {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+/// How one window of elements reduces to an output element.
+pub(crate) trait Reduce {
+    const BYTES: usize;
+    type Acc: Copy;
+    fn start(&self) -> Self::Acc;
+    fn add(&self, acc: Self::Acc, x: &[u8]) -> Self::Acc;
+    /// Store the reduction of `valid` in-bounds taps of a `total`-tap window.
+    fn finish(&self, acc: Self::Acc, valid: usize, total: usize, out: &mut [u8]);
+}
+
+fn i8_of(x: &[u8]) -> i32 {
+    x.first().map_or(0, |&v| i32::from(v as i8))
+}
+
+fn store_i8(out: &mut [u8], v: i32) {
+    if let Some(o) = out.first_mut() {
+        *o = v as i8 as u8;
+    }
+}
+
+fn store_f32(out: &mut [u8], v: f32) {
+    if let Some(o) = out.get_mut(..4) {
+        o.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Int8 max pooling (padding never wins).
+pub(crate) struct MaxI8 {
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Reduce for MaxI8 {
+    const BYTES: usize = 1;
+    type Acc = i32;
+    fn start(&self) -> i32 {
+        -128
+    }
+    fn add(&self, acc: i32, x: &[u8]) -> i32 {
+        acc.max(i8_of(x))
+    }
+    fn finish(&self, acc: i32, _: usize, _: usize, out: &mut [u8]) {
+        store_i8(out, acc.clamp(self.lo, self.hi));
+    }
+}
+
+/// f32 max pooling.
+pub(crate) struct MaxF32 {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Reduce for MaxF32 {
+    const BYTES: usize = 4;
+    type Acc = f32;
+    fn start(&self) -> f32 {
+        f32::NEG_INFINITY
+    }
+    fn add(&self, acc: f32, x: &[u8]) -> f32 {
+        acc.max(f32_at(x, 0).unwrap_or(f32::NEG_INFINITY))
+    }
+    fn finish(&self, acc: f32, _: usize, _: usize, out: &mut [u8]) {
+        store_f32(out, acc.max(self.lo).min(self.hi));
+    }
+}
+
+/// Int8 average pooling: rounded integer division (ties away from zero). With
+/// `count_pad`, padded taps count as zeros, i.e. as the zero point.
+pub(crate) struct AvgI8 {
+    pub zero_point: i32,
+    pub count_pad: bool,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Reduce for AvgI8 {
+    const BYTES: usize = 1;
+    type Acc = i64;
+    fn start(&self) -> i64 {
+        0
+    }
+    fn add(&self, acc: i64, x: &[u8]) -> i64 {
+        acc + i64::from(i8_of(x))
+    }
+    fn finish(&self, acc: i64, valid: usize, total: usize, out: &mut [u8]) {
+        let (sum, count) = if self.count_pad {
+            (acc + i64::from(self.zero_point) * (total - valid) as i64, total as i64)
+        } else {
+            (acc, valid as i64)
+        };
+        let count = count.max(1);
+        let avg = if sum >= 0 { (sum + count / 2) / count } else { (sum - count / 2) / count };
+        store_i8(out, (avg.clamp(-128, 127) as i32).clamp(self.lo, self.hi));
+    }
+}
+
+/// f32 average pooling.
+pub(crate) struct AvgF32 {
+    pub count_pad: bool,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Reduce for AvgF32 {
+    const BYTES: usize = 4;
+    type Acc = f32;
+    fn start(&self) -> f32 {
+        0.0
+    }
+    fn add(&self, acc: f32, x: &[u8]) -> f32 {
+        acc + f32_at(x, 0).unwrap_or(0.0)
+    }
+    fn finish(&self, acc: f32, valid: usize, total: usize, out: &mut [u8]) {
+        let count = if self.count_pad { total } else { valid };
+        store_f32(out, (acc / count.max(1) as f32).max(self.lo).min(self.hi));
+    }
+}
+
+/// Run a pooling op; `None` only if a slice is shorter than the geometry says.
+pub(crate) fn pool<R: Reduce>(g: &PoolGeometry, x: &[u8], out: &mut [u8], r: &R) -> Option<()> {
+    let b = R::BYTES;
+    let mut outs = out.chunks_exact_mut(b);
+    for oy in 0..g.oh {
+        let y0 = (oy * g.sh) as isize - g.pad_top as isize;
+        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.kh as isize).max(0) as usize).min(g.h));
+        for ox in 0..g.ow {
+            let x0 = (ox * g.sw) as isize - g.pad_left as isize;
+            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.kw as isize).max(0) as usize).min(g.w));
+            let valid = ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0);
+            for ch in 0..g.c {
+                let mut acc = r.start();
+                for iy in ky0..ky1 {
+                    for ix in kx0..kx1 {
+                        let at = ((iy * g.w + ix) * g.c + ch) * b;
+                        acc = r.add(acc, x.get(at..at + b)?);
+                    }
+                }
+                r.finish(acc, valid, g.kh * g.kw, outs.next()?);
+            }
+        }
+    }
+    Some(())
+}
