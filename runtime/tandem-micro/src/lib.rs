@@ -44,3 +44,5 @@ pub use error::Error;
 pub use format::{DType, OpInfo, OpKind, TensorInfo};
 pub use model::Model;
 pub use validate::validate;
+#[cfg(test)]
+mod tests;

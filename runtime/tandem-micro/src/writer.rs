@@ -194,6 +194,11 @@ impl Writer {
         &self.ops
     }
 
+    /// Mutable access to the ops appended so far.
+    pub fn ops_mut(&mut self) -> &mut [OpSpec] {
+        &mut self.ops
+    }
+
     /// Append raw parameter bytes (4-byte aligned); returns their data-section offset.
     pub fn data(&mut self, bytes: &[u8]) -> u32 {
         while !self.data.len().is_multiple_of(ALIGN) {

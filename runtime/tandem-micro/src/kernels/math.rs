@@ -94,11 +94,12 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
         // 0.5 * 0.5 in Q31 is 0.25.
         assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
-        // Rounding of negative values is symmetric (ties away from zero).
+        // gemmlowp rounds ties upwards: 1.5 -> 2, -1.5 -> -1, 0.5 -> 1, -0.5 -> 0.
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
-        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -2);
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
         assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
-        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), -1);
+        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), 0);
+        assert_eq!(saturating_rounding_doubling_high_mul(-5, 1 << 30), -2);
     }
 
     #[test]
@@ -121,7 +122,8 @@ mod tests {
         assert_eq!(multiply_by_quantized_multiplier(1000, m, -3), 94); // 93.75
         assert_eq!(multiply_by_quantized_multiplier(1000, m, 2), 3000);
         // Saturates instead of overflowing.
-        assert_eq!(multiply_by_quantized_multiplier(i32::MAX, i32::MAX, 30), i32::MAX);
+        assert_eq!(multiply_by_quantized_multiplier(i32::MAX, i32::MAX, 30), i32::MAX - 1);
+        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MAX, 30), i32::MIN + 1);
     }
 
     #[test]
