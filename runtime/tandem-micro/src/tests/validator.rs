@@ -152,7 +152,8 @@ fn overlapping_live_tensors_are_rejected_and_reuse_is_accepted() {
 
 #[test]
 fn op_errors() {
-    let cases: Vec<(fn(&mut Writer), Error)> = vec![
+    type Case = (fn(&mut Writer), Error);
+    let cases: Vec<Case> = vec![
         (|w| w.ops_mut()[0].stride = [0, 1], Error::BadOpArgs(0)),
         (|w| w.ops_mut()[0].pads = [3, 1, 1, 1], Error::BadOpArgs(0)),
         (|w| w.ops_mut()[0].groups = 2, Error::BadOpArgs(0)), // 3 outputs not divisible by 2
