@@ -238,16 +238,32 @@ impl<'s, const P: usize, const F: usize, const C: usize> Cohort<'s, P, F, C> {
         counters.seen = counters.seen.saturating_add(1);
         let seen = counters.seen;
 
-        let distance =
-            (0..P).map(|i| self.sources[i].stats.distance(&x[i], cfg.renorm_eps)).fold(0.0, f32::max);
         let guard = &mut self.state.guard;
-        guard.observe(
-            normalised_entropy(&ev.ensemble),
-            prediction.peers_agree,
-            prediction.class,
-            distance,
-            cfg.guard.window,
-        );
+        if cfg.guard.enabled {
+            // The stream as the unadapted source heads see it (summed logits), and how far
+            // its features lie from the source statistics.
+            let mut source_logits = [0.0; C];
+            let mut distance = 0.0f32;
+            for (s, xi) in self.sources.iter().zip(x) {
+                for (a, b) in source_logits.iter_mut().zip(&s.head.logits(xi)) {
+                    *a += b;
+                }
+                distance = distance.max(s.stats.distance(xi, cfg.renorm_eps));
+            }
+            let entropy = normalised_entropy(&ev.ensemble);
+            let source_class = argmax(&source_logits);
+            guard.observe(
+                entropy,
+                prediction.peers_agree,
+                prediction.class,
+                source_class,
+                distance,
+                cfg.guard.window,
+            );
+        }
+        if seen == cfg.warmup.max(1) {
+            guard.set_baseline();
+        }
         let paused = guard.paused > 0;
         if paused {
             // Counts down to 1; the next healthy check ends the pause.

@@ -73,11 +73,15 @@ pub struct GuardConfig {
     pub window: u32,
     /// Samples between two checks.
     pub check_every: u32,
-    /// Drift when the mean normalised prediction entropy (0..1) exceeds this.
-    pub max_entropy: f32,
-    /// Drift when the fraction of samples on which all peers agree drops below this.
-    pub min_agreement: f32,
-    /// Drift when one class takes more than this share of recent predictions.
+    /// Drift when the recent mean normalised prediction entropy (0..1) rises more than
+    /// this above its value at the end of warm-up (before anything adapted).
+    pub max_entropy_rise: f32,
+    /// Drift when the recent fraction of samples on which all peers agree falls more than
+    /// this below its value at the end of warm-up.
+    pub max_agreement_drop: f32,
+    /// Drift when one class takes more than this share of recent predictions, either the
+    /// cohort's or the source heads' (absolute: set it above the largest class share the
+    /// source model shows on a normal stream).
     pub max_class_share: f32,
     /// Drift when recent samples lie on average further than this from the source feature
     /// statistics ([`crate::FeatureStats::distance`], in source standard deviations; about
@@ -178,11 +182,11 @@ impl GuardConfig {
     /// The defaults the results in docs/ADAPTATION.md were tuned with.
     pub const DEFAULT: Self = Self {
         enabled: true,
-        window: 64,
+        window: 16,
         check_every: 16,
-        max_entropy: 0.6,
-        min_agreement: 0.6,
-        max_class_share: 0.4,
+        max_entropy_rise: 0.2,
+        max_agreement_drop: 0.2,
+        max_class_share: 0.5,
         max_feature_distance: 3.0,
         cooldown: 64,
         checkpoint_every: 1,
@@ -298,8 +302,8 @@ impl Config {
         count("guard.window", g.window)?;
         count("guard.check_every", g.check_every)?;
         count("guard.checkpoint_every", g.checkpoint_every)?;
-        unit("guard.max_entropy", g.max_entropy)?;
-        unit("guard.min_agreement", g.min_agreement)?;
+        unit("guard.max_entropy_rise", g.max_entropy_rise)?;
+        unit("guard.max_agreement_drop", g.max_agreement_drop)?;
         unit("guard.max_class_share", g.max_class_share)?;
         check(
             g.max_feature_distance > 0.0,

@@ -98,7 +98,8 @@ pub fn merge<const P: usize, const F: usize, const C: usize>(
         peer.prototypes = merged_prototypes(&protos, &proto_weight, states, p);
     }
     let g = &mut merged.guard;
-    (g.entropy, g.agreement, g.distance, g.histogram) = (0.0, 0.0, 0.0, [0.0; C]);
+    (g.entropy, g.agreement, g.distance) = (0.0, 0.0, 0.0);
+    (g.histogram, g.stream_histogram) = ([0.0; C], [0.0; C]);
     for (s, w) in states.iter().zip(weights) {
         let w = w / total;
         g.entropy += w * s.guard.entropy;
@@ -107,8 +108,12 @@ pub fn merge<const P: usize, const F: usize, const C: usize>(
         for (h, o) in g.histogram.iter_mut().zip(&s.guard.histogram) {
             *h += w * o;
         }
+        for (h, o) in g.stream_histogram.iter_mut().zip(&s.guard.stream_histogram) {
+            *h += w * o;
+        }
     }
     (g.paused, g.healthy_checks) = (0, 0);
+    g.baseline = states.iter().find_map(|s| s.guard.baseline);
     g.observed = states.iter().map(|s| s.guard.observed).max().unwrap_or(0);
     let mut sums = [0u32; crate::Counters::LEN];
     for s in states {

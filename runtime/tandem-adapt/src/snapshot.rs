@@ -15,7 +15,7 @@
 //! | 20 | 4 | source fingerprint ([`crate::source_fingerprint`]) |
 //! | 24 | 4 | payload length |
 //! | 28 | 4 | CRC-32 of bytes 0..28 |
-//! | 32 | n | payload: per peer student `W`,`b`, teacher `W`,`b` (f32), stats count (u32), mean, var (f32), prototypes (i16 Q15), prototype counts (u16), quota (f32); then the guard and the counters |
+//! | 32 | n | payload: per peer student `W`,`b`, teacher `W`,`b` (f32), stats count (u32), mean, var (f32), prototypes (i16 Q15), prototype counts (u16), quota (f32); then the guard (entropy, agreement, distance, histogram, stream histogram, baseline flag + 2 values, observed, paused, healthy checks) and the counters (u32) |
 //! | 32+n | 4 | CRC-32 of bytes 0..32+n |
 //!
 //! Decoding is streamed (no buffer of the snapshot's size is needed) and checks every
@@ -176,7 +176,7 @@ pub struct Header {
 pub const fn payload_len(peers: usize, features: usize, classes: usize) -> usize {
     let head = 4 * classes * (features + 1);
     let peer = 2 * head + 4 + 8 * features + 2 * classes * features + 2 * classes + 4 * classes;
-    let guard = 4 * (3 + classes) + 4 * 3;
+    let guard = 4 * (3 + 2 * classes) + 4 * 3 + 4 * 3;
     peers * peer + guard + 4 * Counters::LEN
 }
 
@@ -292,6 +292,10 @@ pub fn encode<S: Sink, const P: usize, const F: usize, const C: usize>(
     let g = &state.guard;
     w.f32s(&[g.entropy, g.agreement, g.distance])?;
     w.f32s(&g.histogram)?;
+    w.f32s(&g.stream_histogram)?;
+    let (base_entropy, base_agreement) = g.baseline.unwrap_or((0.0, 0.0));
+    w.u32(g.baseline.is_some() as u32)?;
+    w.f32s(&[base_entropy, base_agreement])?;
     w.u32(g.observed)?;
     w.u32(g.paused)?;
     w.u32(g.healthy_checks)?;
@@ -389,6 +393,15 @@ pub fn decode<R: Source, const P: usize, const F: usize, const C: usize>(
     r.f32s(&mut signals)?;
     [g.entropy, g.agreement, g.distance] = signals;
     r.f32s(&mut g.histogram)?;
+    r.f32s(&mut g.stream_histogram)?;
+    let has_baseline = r.u32()?;
+    let mut baseline = [0.0; 2];
+    r.f32s(&mut baseline)?;
+    g.baseline = match has_baseline {
+        0 => None,
+        1 => Some((baseline[0], baseline[1])),
+        _ => return Err(SnapshotError::InvalidValue),
+    };
     g.observed = r.u32()?;
     g.paused = r.u32()?;
     g.healthy_checks = r.u32()?;
@@ -444,15 +457,14 @@ pub fn from_bytes<const P: usize, const F: usize, const C: usize>(
     fingerprint: u32,
     state: &mut AdaptState<P, F, C>,
 ) -> Result<Header, SnapshotError> {
-    if bytes.len() < encoded_len(P, F, C) {
-        // Header first, so a snapshot of another shape reports that rather than a truncation.
-        let mut src = SliceSource::new(bytes);
-        let mut r = CrcSource { inner: &mut src, crc: Crc32::new() };
-        read_header::<_, P, F, C>(&mut r, fingerprint)?;
-        return Err(SnapshotError::Truncated);
-    }
-    if bytes.len() > encoded_len(P, F, C) {
-        return Err(SnapshotError::BadHeader);
+    // Header first, so a snapshot of another shape or source says so rather than
+    // reporting its length.
+    let mut src = SliceSource::new(bytes);
+    read_header::<_, P, F, C>(&mut CrcSource { inner: &mut src, crc: Crc32::new() }, fingerprint)?;
+    match bytes.len().cmp(&encoded_len(P, F, C)) {
+        core::cmp::Ordering::Less => return Err(SnapshotError::Truncated),
+        core::cmp::Ordering::Greater => return Err(SnapshotError::BadHeader),
+        core::cmp::Ordering::Equal => {}
     }
     verify::<_, P, F, C>(&mut SliceSource::new(bytes), fingerprint)?;
     decode(&mut SliceSource::new(bytes), fingerprint, state)
