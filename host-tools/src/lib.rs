@@ -3,3 +3,4 @@
 //! cross-crate tests can call them directly.
 
 pub mod cmd;
+pub mod data;
