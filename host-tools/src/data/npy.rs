@@ -133,7 +133,10 @@ impl NpyData {
     }
 
     fn le_bytes(&self) -> Vec<u8> {
-        each_variant!(self, v => v.iter().flat_map(|e| e.to_le_bytes()).collect())
+        match self {
+            NpyData::U8(v) => v.clone(),
+            other => each_variant!(other, v => v.iter().flat_map(|e| e.to_le_bytes()).collect()),
+        }
     }
 }
 

@@ -84,6 +84,13 @@ pub(crate) fn install_node_tests(cache: &Cache, work: &Path, log: Log) -> Result
 fn replace_dir(staging: tempfile::TempDir, target: &Path) -> Result<(), DataError> {
     let parent = target.parent().unwrap_or(Path::new("."));
     let staged = staging.keep();
+    // Readable by all like any cached download (a temporary folder is owner-only).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(&staged, mode).map_err(|e| DataError::io(&staged, e))?;
+    }
     if target.exists() {
         let old = parent.join(format!("{TEMP_PREFIX}old-{}", std::process::id()));
         std::fs::rename(target, &old).map_err(|e| DataError::io(target, e))?;
