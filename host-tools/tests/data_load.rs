@@ -211,3 +211,19 @@ fn reference_assets_sit_at_the_contract_paths() {
     assert_eq!(tests.len(), 1_765);
     assert!(node.join("test_gemm_default_no_bias/test_data_set_0/input_0.pb").exists());
 }
+
+#[test]
+fn export_writes_what_load_returns() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["data", "export", "optdigits", "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let d = load("optdigits");
+    let x = npy::read(&out.path().join("optdigits-x.npy")).unwrap();
+    assert_eq!(x.shape, [1_797, 1, 8, 8]);
+    assert_eq!(x.data, npy::NpyData::F32(d.x));
+    assert_eq!(npy::read(&out.path().join("optdigits-y.npy")).unwrap().data, npy::NpyData::U8(d.y));
+}

@@ -1,10 +1,11 @@
-//! `tandem data fetch|list`: get the real datasets and reference assets into the cache, and
-//! show what is there.
+//! `tandem data fetch|list|export`: get the real datasets and reference assets into the cache,
+//! show what is there, and write loaded datasets as NPY for other tools.
 
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use crate::data::npy::{self, NpyArray, NpyData};
 use crate::data::{self, Asset, AssetStatus, Cache, FetchOutcome};
 
 /// Arguments of `tandem data`.
@@ -28,6 +29,16 @@ enum DataCommand {
     },
     /// List every asset: status (hashes checked), size, samples, path.
     List,
+    /// Write loaded datasets as NPY for other tools: `<out>/<name>-x.npy` (`<f4`, `[n, ...sample
+    /// shape]`) and `<out>/<name>-y.npy` (`|u1`, `[n]`).
+    Export {
+        /// Datasets (see `tandem data list` for the names).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Output folder.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 /// Run `tandem data`.
@@ -39,7 +50,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             list(&cache);
             Ok(())
         }
+        DataCommand::Export { names, out } => export(&cache, &names, &out),
     }
+}
+
+fn export(cache: &Cache, names: &[String], out: &std::path::Path) -> anyhow::Result<()> {
+    for name in names {
+        let d = data::load_from(cache, name)?;
+        let shape: Vec<usize> = std::iter::once(d.len()).chain(d.sample_shape.iter().copied()).collect();
+        let x = NpyArray::new(shape, NpyData::F32(d.x))?;
+        let y = NpyArray::new(vec![d.y.len()], NpyData::U8(d.y))?;
+        for (suffix, array) in [("x", &x), ("y", &y)] {
+            let path = out.join(format!("{name}-{suffix}.npy"));
+            npy::write(&path, array).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} {:?}", path.display(), array.shape);
+        }
+    }
+    Ok(())
 }
 
 fn fetch(cache: &Cache, names: &[String], all: bool) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@
 //! 4. count the set pixels in each 4x4 block, row-major → 64 values 0..16.
 //!
 //! Keeping the aspect ratio matters: stretching every digit to fill the box instead drops
-//! the MNIST→optdigits logistic-regression accuracy from 0.714 to 0.501 (docs/DATA.md).
+//! the MNIST→optdigits logistic-regression accuracy from 0.714 to 0.499 (docs/DATA.md).
 
 use super::DataError;
 
