@@ -1,0 +1,301 @@
+//! The engine a robot runs per sample: the peers' backbones through `tandem-runtime`, their
+//! heads and online adaptation through `tandem-adapt`, and the adapted state's persistence.
+//! The ROS 2 node and the C API (`tandem-ffi`) are both thin layers over it.
+//!
+//! ```no_run
+//! use tandem_ros::engine::{Engine, EngineOptions, SourceStats};
+//! let paths = ["models/mnist8/a/peer.onnx".into(), "models/mnist8/b/peer.onnx".into()];
+//! let peers = Engine::load_peers(&paths, &EngineOptions::default())?;
+//! let sources = SourceStats::load("models/mnist8/sources.tdss".as_ref())?;
+//! let mut engine = Engine::new(peers, &sources, &EngineOptions::default())?;
+//! let out = engine.run(&[0.0; 64])?;
+//! println!("{} ({:.2})", engine.labels()[out.verdict.class], out.verdict.probs[out.verdict.class]);
+//! # Ok::<(), tandem_ros::engine::EngineError>(())
+//! ```
+
+pub mod adapter;
+mod peer;
+pub mod sources;
+
+pub use adapter::{check_snapshot, describe, merge_snapshots, peek_header, Adapter, GuardPhase, Verdict};
+pub use peer::{PeerModel, STATS_BATCH};
+pub use sources::{PeerStats, SourceStats, SourcesError};
+
+use crate::preprocess::Geometry;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tandem_adapt::snapshot::Header;
+use tandem_adapt::{Config, Counters, SampleError, SnapshotError};
+use tandem_runtime::BackendKind;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error(transparent)]
+    Runtime(#[from] tandem_runtime::RuntimeError),
+    #[error(transparent)]
+    Head(#[from] tandem_runtime::HeadError),
+    #[error("the peer has no sidecar {path}")]
+    NoSidecar { path: PathBuf },
+    #[error("peers: {0}")]
+    Peers(String),
+    #[error("a sample of {got} values; the peers take {expected} per sample")]
+    SampleLength { expected: usize, got: usize },
+    #[error("{peers} peers × {features} features × {classes} classes: not compiled in (1-2 peers, ≤ 256 features, 2-16 classes)")]
+    Unsupported { peers: usize, features: usize, classes: usize },
+    #[error("adaptation configuration: {0}")]
+    Config(String),
+    #[error("source statistics{}: {error}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Sources { path: Option<PathBuf>, error: SourcesError },
+    #[error("source statistics do not fit these peers: {0}")]
+    SourcesMismatch(String),
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Sample(SampleError),
+    #[error("fleet merge: {0}")]
+    Merge(String),
+}
+
+impl From<SampleError> for EngineError {
+    fn from(e: SampleError) -> Self {
+        Self::Sample(e)
+    }
+}
+
+/// How to open an engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineOptions {
+    pub backend: BackendKind,
+    /// Threads inside one inference (`None`: the backend's default).
+    pub threads: Option<usize>,
+    /// The adaptation method (`tandem_adapt::Config::MUTUAL` by default).
+    pub config: Config,
+    /// Adapt online (predict, then adapt); `false` only predicts.
+    pub adapt: bool,
+    /// Height and width of the image a flat `[N, K]` input is (default: square).
+    pub image_size: Option<(usize, usize)>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Tract,
+            threads: None,
+            config: Config::MUTUAL,
+            adapt: true,
+            image_size: None,
+        }
+    }
+}
+
+/// One sample's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// Backbones, heads and adaptation.
+    pub elapsed: Duration,
+}
+
+/// Peers, their adapting heads, and the input they take.
+pub struct Engine {
+    peers: Vec<PeerModel>,
+    adapter: Box<dyn Adapter>,
+    labels: Vec<String>,
+    geometry: Geometry,
+    adapt: bool,
+    saves: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("peers", &self.peers.iter().map(PeerModel::name).collect::<Vec<_>>())
+            .field("shape", &self.adapter.shape())
+            .field("fingerprint", &format_args!("{:08x}", self.adapter.fingerprint()))
+            .field("geometry", &self.geometry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Load the peers and check they form a cohort (same input, same labels).
+    pub fn load_peers(paths: &[PathBuf], options: &EngineOptions) -> Result<Vec<PeerModel>, EngineError> {
+        if paths.is_empty() {
+            return Err(EngineError::Peers("no peers given".into()));
+        }
+        let peers: Vec<PeerModel> = paths
+            .iter()
+            .map(|p| PeerModel::load(p, options.backend, options.threads))
+            .collect::<Result<_, _>>()?;
+        let first = &peers[0];
+        for p in &peers[1..] {
+            if p.meta.input.shape != first.meta.input.shape || p.meta.input.layout != first.meta.input.layout
+            {
+                return Err(EngineError::Peers(format!(
+                    "{} takes {:?} {:?}, {} takes {:?} {:?}",
+                    first.path.display(),
+                    first.meta.input.shape,
+                    first.meta.input.layout,
+                    p.path.display(),
+                    p.meta.input.shape,
+                    p.meta.input.layout
+                )));
+            }
+            if p.meta.labels != first.meta.labels {
+                return Err(EngineError::Peers(format!(
+                    "{} and {} have different labels",
+                    first.path.display(),
+                    p.path.display()
+                )));
+            }
+        }
+        Ok(peers)
+    }
+
+    /// Measure the peers' source statistics on raw source training samples (flat, whole).
+    pub fn measure_sources(peers: &mut [PeerModel], raw: &[f32]) -> Result<SourceStats, EngineError> {
+        let mut out = Vec::with_capacity(peers.len());
+        for p in peers.iter_mut() {
+            let rows = p.features(raw)?;
+            out.push(adapter::measure_stats(&rows, p.head.features, sources::head_crc(&p.head))?);
+        }
+        Ok(SourceStats { peers: out })
+    }
+
+    /// An engine at the source state.
+    pub fn new(
+        peers: Vec<PeerModel>,
+        sources: &SourceStats,
+        options: &EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let first = peers.first().ok_or_else(|| EngineError::Peers("no peers given".into()))?;
+        let geometry = Geometry::from_meta(&first.meta, options.image_size).map_err(EngineError::Peers)?;
+        let labels = first.meta.labels.clone();
+        let heads: Vec<&tandem_runtime::Head> = peers.iter().map(|p| &p.head).collect();
+        let adapter = adapter::build(&heads, sources, options.config)?;
+        Ok(Self { peers, adapter, labels, geometry, adapt: options.adapt, saves: 0 })
+    }
+
+    /// Class labels, index = class id.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// What one raw sample looks like.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Values per raw sample.
+    pub fn sample_len(&self) -> usize {
+        self.geometry.sample_len()
+    }
+
+    pub fn peers(&self) -> &[PeerModel] {
+        &self.peers
+    }
+
+    /// The models' identity: the `tandem-adapt` source fingerprint.
+    pub fn fingerprint(&self) -> u32 {
+        self.adapter.fingerprint()
+    }
+
+    /// `(peers, feature capacity, classes)` of the adapted state.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        self.adapter.shape()
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.adapter.counters()
+    }
+
+    pub fn phase(&self) -> GuardPhase {
+        self.adapter.phase()
+    }
+
+    /// Each peer's features for one raw sample (backbone at batch 1).
+    pub fn features(&mut self, raw: &[f32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        if raw.len() != self.sample_len() {
+            return Err(EngineError::SampleLength { expected: self.sample_len(), got: raw.len() });
+        }
+        self.peers.iter_mut().map(|p| p.features(raw)).collect()
+    }
+
+    /// Predict one raw sample, then (when adapting) adapt on it.
+    pub fn run(&mut self, raw: &[f32]) -> Result<Outcome, EngineError> {
+        let start = Instant::now();
+        let features = self.features(raw)?;
+        self.run_features(&features, start)
+    }
+
+    /// Predict (and adapt on) one sample whose features are already computed.
+    pub fn run_features(&mut self, features: &[Vec<f32>], start: Instant) -> Result<Outcome, EngineError> {
+        let rows: Vec<&[f32]> = features.iter().map(Vec::as_slice).collect();
+        let verdict = if self.adapt { self.adapter.observe(&rows)? } else { self.adapter.predict(&rows)? };
+        Ok(Outcome { verdict, elapsed: start.elapsed() })
+    }
+
+    /// The live adapted state as a snapshot.
+    pub fn snapshot(&mut self) -> Vec<u8> {
+        self.saves = self.saves.wrapping_add(1);
+        self.adapter.snapshot(self.saves)
+    }
+
+    /// The guard's last good state, if it checkpointed one.
+    pub fn last_good(&self) -> Option<Vec<u8>> {
+        self.adapter.last_good()
+    }
+
+    /// Replace the live state (and the guard's rollback target) from snapshots, all checked
+    /// first: on error nothing changes.
+    pub fn restore(&mut self, live: &[u8], good: Option<&[u8]>) -> Result<Header, EngineError> {
+        let header = self.adapter.restore(live, good)?;
+        self.saves = header.seq;
+        Ok(header)
+    }
+
+    /// Load a fleet-merged state, checked first (version, CRC, shape, model identity, values);
+    /// this engine's counters and guard are kept. On error nothing changes.
+    pub fn adopt(&mut self, merged: &[u8]) -> Result<Header, EngineError> {
+        Ok(self.adapter.adopt(merged)?)
+    }
+
+    /// The file holding the guard's last good state next to a state file: `state.snap.good`.
+    pub fn good_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".good");
+        path.with_file_name(name)
+    }
+
+    /// Persist the live state to `path` and the last good state to [`Engine::good_path`],
+    /// each replaced atomically.
+    pub fn save_state(&mut self, path: &Path) -> Result<(), EngineError> {
+        let io = |p: &Path, e: SnapshotError| EngineError::Io { path: p.to_owned(), message: e.to_string() };
+        let good_path = Self::good_path(path);
+        if let Some(good) = self.last_good() {
+            tandem_adapt::FileStore::new(&good_path).replace(&good).map_err(|e| io(&good_path, e))?;
+        } else if good_path.exists() {
+            std::fs::remove_file(&good_path)
+                .map_err(|e| EngineError::Io { path: good_path.clone(), message: e.to_string() })?;
+        }
+        let live = self.snapshot();
+        tandem_adapt::FileStore::new(path).replace(&live).map_err(|e| io(path, e))
+    }
+
+    /// Load what [`Engine::save_state`] wrote. `Ok(None)` when there is no state file yet.
+    pub fn load_state(&mut self, path: &Path) -> Result<Option<Header>, EngineError> {
+        let read = |p: &Path| match std::fs::read(p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EngineError::Io { path: p.to_owned(), message: e.to_string() }),
+        };
+        let Some(live) = read(path)? else {
+            return Ok(None);
+        };
+        let good = read(&Self::good_path(path))?;
+        self.restore(&live, good.as_deref()).map(Some)
+    }
+}

@@ -1,0 +1,176 @@
+//! `tandem fleet-merge`: collect the adapted states nodes publish on the fleet topic, merge
+//! them (`tandem-adapt` `merge`, each weighted by the samples it has seen) and publish the
+//! merged state, which nodes that opt in load after their own checks.
+//!
+//! Every snapshot is checked completely on arrival (magic, version, header and payload CRC,
+//! shape, every value) and must be for the expected models (source fingerprint); anything
+//! else is refused, counted and logged, and never reaches a merge.
+
+use crate::engine::{check_snapshot, merge_snapshots, EngineError};
+use crate::msg::{HeadSnapshot, Header, Time};
+use crate::node::NodeError;
+use crate::transport::{drain, mio1, qos, Transport, TransportOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How the merger runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergerConfig {
+    pub transport: TransportOptions,
+    pub snapshot_topic: String,
+    pub merged_topic: String,
+    /// The models' identity: snapshots of other models are refused.
+    pub fingerprint: u32,
+    /// Merge once states from this many distinct nodes are in.
+    pub min_nodes: usize,
+    /// Quiet time after the last arrival before merging (lets a round of publications land).
+    pub settle: Duration,
+}
+
+/// What the merger did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MergerReport {
+    pub received: u64,
+    pub merges: u32,
+    /// Refused: for other models.
+    pub refused_model: u64,
+    /// Refused: corrupt, truncated, another format version, invalid values.
+    pub refused_corrupt: u64,
+    /// Nodes whose latest state is held.
+    pub nodes: Vec<String>,
+    /// Weights (samples seen) of the last merge, in node-name order.
+    pub last_weights: Vec<f32>,
+}
+
+/// The merger's state between arrivals.
+pub struct Merger {
+    config: MergerConfig,
+    latest: BTreeMap<String, Vec<u8>>,
+    dirty: bool,
+    last_arrival: Instant,
+    report: MergerReport,
+}
+
+impl Merger {
+    pub fn new(config: MergerConfig) -> Self {
+        Self {
+            config,
+            latest: BTreeMap::new(),
+            dirty: false,
+            last_arrival: Instant::now(),
+            report: Default::default(),
+        }
+    }
+
+    pub fn report(&self) -> &MergerReport {
+        &self.report
+    }
+
+    /// Check one arrival and keep it as its node's latest state, or refuse and count it.
+    pub fn accept(&mut self, m: HeadSnapshot) {
+        self.report.received += 1;
+        let expected = self.config.fingerprint;
+        let verdict = if m.fingerprint != expected {
+            Err((true, format!("fingerprint {:08x}, expected {expected:08x}", m.fingerprint)))
+        } else {
+            match check_snapshot(&m.snapshot, expected) {
+                Ok(_) => Ok(()),
+                Err(EngineError::Snapshot(tandem_adapt::SnapshotError::SourceMismatch { found, .. })) => {
+                    Err((true, format!("snapshot fingerprint {found:08x}, expected {expected:08x}")))
+                }
+                Err(e) => Err((false, e.to_string())),
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                log::info!("state from `{}` accepted ({} samples)", m.node_id, m.samples_seen);
+                self.latest.insert(m.node_id, m.snapshot);
+                self.report.nodes = self.latest.keys().cloned().collect();
+                self.dirty = true;
+                self.last_arrival = Instant::now();
+            }
+            Err((other_model, why)) => {
+                if other_model {
+                    self.report.refused_model += 1;
+                    log::warn!("refused the state from `{}`: it is for other models ({why})", m.node_id);
+                } else {
+                    self.report.refused_corrupt += 1;
+                    log::warn!("refused the state from `{}`: {why}", m.node_id);
+                }
+            }
+        }
+    }
+
+    /// Merge the latest states when enough are in and arrivals have settled.
+    pub fn poll_merge(&mut self) -> Option<HeadSnapshot> {
+        if !self.dirty
+            || self.latest.len() < self.config.min_nodes.max(1)
+            || self.last_arrival.elapsed() < self.config.settle
+        {
+            return None;
+        }
+        self.dirty = false;
+        let snapshots: Vec<&[u8]> = self.latest.values().map(Vec::as_slice).collect();
+        let round = self.report.merges + 1;
+        match merge_snapshots(&snapshots, self.config.fingerprint, round) {
+            Ok((bytes, weights)) => {
+                self.report.merges = round;
+                let seen = weights.iter().map(|w| *w as u64).sum::<u64>().min(u32::MAX as u64) as u32;
+                log::info!(
+                    "merge round {round}: {} states, weights (samples seen) {weights:?}",
+                    weights.len()
+                );
+                self.report.last_weights = weights;
+                Some(HeadSnapshot {
+                    header: Header { stamp: Time::now(), frame_id: String::new() },
+                    node_id: self.config.transport.name.clone(),
+                    fingerprint: self.config.fingerprint,
+                    samples_seen: seen,
+                    snapshot: bytes,
+                })
+            }
+            Err(e) => {
+                log::warn!("merge round {round} failed: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Run the merger until `stop` is set.
+pub fn run(config: MergerConfig, stop: &AtomicBool) -> Result<MergerReport, NodeError> {
+    let mut transport = Transport::open(&config.transport)?;
+    let mut snapshots =
+        transport.subscription::<HeadSnapshot>(&config.snapshot_topic, qos::fleet_reader())?;
+    let merged = transport.publisher::<HeadSnapshot>(&config.merged_topic, qos::fleet_writer())?;
+    let mut poll = mio1::Poll::new().map_err(|e| NodeError::Setup(e.to_string()))?;
+    poll.registry()
+        .register(&mut snapshots, mio1::Token(0), mio1::Interest::READABLE)
+        .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let mut events = mio1::Events::with_capacity(4);
+    log::info!(
+        "fleet merger `{}` up: states on {}, merged on {}, fingerprint {:08x}",
+        config.transport.name,
+        config.snapshot_topic,
+        config.merged_topic,
+        config.fingerprint
+    );
+    let mut merger = Merger::new(config);
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(25))) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::warn!("poll failed: {e}");
+            }
+        }
+        drain(&snapshots, 1024, |m| merger.accept(m));
+        if let Some(m) = merger.poll_merge() {
+            if let Err(e) = merged.publish(m) {
+                log::warn!("publishing the merged state failed: {e}");
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(merger.report().clone())
+}
