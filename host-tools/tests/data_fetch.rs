@@ -136,15 +136,20 @@ fn a_fetch_killed_mid_write_leaves_no_wrong_file() {
 fn stale_temporaries_are_cleaned_and_never_read() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::at(dir.path());
-    let (old, new) = (dir.path().join(".tmp-old"), dir.path().join(".tmp-new"));
-    std::fs::write(&old, b"half").unwrap();
-    std::fs::write(&new, b"in progress").unwrap();
+    std::fs::create_dir_all(dir.path().join("paddle-cls")).unwrap();
+    let old = [dir.path().join(".tmp-old"), dir.path().join("paddle-cls/.tmp-old")];
+    let new = dir.path().join("paddle-cls/.tmp-new");
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
-    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    for path in &old {
+        std::fs::write(path, b"half").unwrap();
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(two_hours_ago).unwrap();
+    }
+    std::fs::write(&new, b"in progress").unwrap();
     assert_eq!(Asset::PaddleCls.status(&cache), AssetStatus::Missing);
     data::fetch(&cache, Asset::PaddleCls, &quiet).unwrap();
-    assert!(!old.exists(), "a stale temporary is removed");
+    assert!(old.iter().all(|p| !p.exists()), "stale temporaries are removed");
     assert!(new.exists(), "a recent one may belong to a running fetch");
+    assert_eq!(Asset::PaddleCls.status(&cache), AssetStatus::Fetched);
 }
 
 #[test]

@@ -634,6 +634,15 @@ mod tests {
     }
 
     #[test]
+    fn converts_elements() {
+        assert_eq!(NpyData::I16(vec![-3, 7]).to_f32(), vec![-3.0, 7.0]);
+        assert_eq!(NpyData::F64(vec![0.1]).to_f32(), vec![0.1f32]);
+        assert_eq!(NpyData::U8(vec![255]).to_i64(), Some(vec![255]));
+        assert_eq!(NpyData::U64(vec![u64::MAX]).to_i64(), None);
+        assert_eq!(NpyData::F32(vec![1.0]).to_i64(), None);
+    }
+
+    #[test]
     fn reads_big_endian_and_version_2() {
         let mut b = b"\x93NUMPY\x02\x00".to_vec();
         let h = "{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }\n";

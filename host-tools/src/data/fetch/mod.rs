@@ -80,7 +80,15 @@ pub fn fetch(cache: &Cache, asset: Asset, log: Log) -> Result<FetchOutcome, Data
     };
     let start = Instant::now();
     std::fs::create_dir_all(cache.root()).map_err(|e| DataError::io(cache.root(), e))?;
+    // Leftovers of killed writes: in the root (folders being staged) and next to each file.
     cache::remove_stale_temps(cache.root());
+    if let Contents::Files(files) = asset.contents() {
+        for f in files {
+            if let Some(parent) = cache.path(f.path).parent() {
+                cache::remove_stale_temps(parent);
+            }
+        }
+    }
     let work = tempfile::Builder::new()
         .prefix("tandem-fetch-")
         .tempdir()
