@@ -283,7 +283,7 @@ impl Worker {
     fn maybe_share(&mut self) {
         let seen = self.engine.counters().seen;
         if let Some((_, every)) = &self.fleet {
-            if seen > 0 && seen % *every == 0 {
+            if seen > 0 && seen.is_multiple_of(*every) {
                 self.share();
             }
         }

@@ -65,6 +65,12 @@ pub mod qos {
             .history(History::KeepLast { depth: 10 })
     }
 
+    /// Results, read by a consumer that wants every message: as [`results`] with a deeper
+    /// keep-last history.
+    pub fn results_reader(depth: usize) -> QosProfile {
+        results().history(History::KeepLast { depth: depth.max(1) })
+    }
+
     /// Fleet snapshots, written: reliable, transient local (a late merger or node still gets
     /// the latest), keep last 1.
     pub fn fleet_writer() -> QosProfile {

@@ -60,10 +60,10 @@ fn images_at_a_fixed_rate_all_arrive_in_order() {
         header: Header { stamp: Time { sec: i as i32, nanosec: 7 }, frame_id: "camera".into() },
         height: 8,
         width: 8,
-        encoding: if i % 2 == 0 { "mono8".into() } else { "rgb8".into() },
+        encoding: if i.is_multiple_of(2) { "mono8".into() } else { "rgb8".into() },
         is_bigendian: 0,
-        step: if i % 2 == 0 { 8 } else { 24 },
-        data: (0..if i % 2 == 0 { 64 } else { 192 }).map(|k| ((k + i) % 17) as u8).collect(),
+        step: if i.is_multiple_of(2) { 8 } else { 24 },
+        data: (0..if i.is_multiple_of(2) { 64 } else { 192 }).map(|k| ((k + i) % 17) as u8).collect(),
     };
     let n = 200;
     let got = replay("/camera/image_raw", image, n, Duration::from_millis(2), qos::sensor_data(16));

@@ -236,7 +236,7 @@ fn padded<const F: usize>(row: &[f32]) -> [f32; F] {
 /// works feature by feature, so one single-feature accumulator per feature gives the same
 /// bits as the zero-padded `F`-wide one (whose padding stays at zero).
 pub fn measure_stats(rows: &[f32], dim: usize, head_crc: u32) -> Result<PeerStats, EngineError> {
-    if dim == 0 || rows.len() % dim != 0 {
+    if dim == 0 || !rows.len().is_multiple_of(dim) {
         return Err(EngineError::SampleLength { expected: dim, got: rows.len() });
     }
     let mut per_feature = vec![FeatureStats::<1>::new(); dim];

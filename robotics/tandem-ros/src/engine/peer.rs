@@ -49,7 +49,7 @@ impl PeerModel {
     /// their `features`, row-major `[samples, head.features]`.
     pub fn features(&mut self, raw: &[f32]) -> Result<Vec<f32>, EngineError> {
         let per = self.sample_len();
-        if per == 0 || raw.len() % per != 0 {
+        if per == 0 || !raw.len().is_multiple_of(per) {
             return Err(EngineError::SampleLength { expected: per, got: raw.len() });
         }
         let dim = self.head.features;

@@ -38,6 +38,62 @@ pub fn write_peer(dir: &Path, name: &str, features: usize) -> PathBuf {
     path
 }
 
+/// Write an IMU peer taking `[N, 6, length]` windows (NCW) to `dir/name.onnx` (+ sidecar).
+pub fn write_imu_peer(dir: &Path, name: &str, length: usize, features: usize, classes: usize) -> PathBuf {
+    use tandem_runtime::onnx_builder::{AttrValue, ModelBuilder};
+    use tandem_runtime::{Dim, Tensor};
+    let t = |shape: Vec<usize>, scale: f32, salt: usize| {
+        let len: usize = shape.iter().product();
+        let v = (0..len).map(|i| ((i * 7 + 3 + salt) % 11) as f32 / 11.0 * scale - scale / 2.0).collect();
+        Tensor::new(shape, v).unwrap()
+    };
+    let n = || Dim::Symbolic("N".into());
+    let bytes = ModelBuilder::new(13)
+        .input("input", TensorDtype::F32, &[n(), Dim::Fixed(6), Dim::Fixed(length)])
+        .output("logits", TensorDtype::F32, &[n(), Dim::Fixed(classes)])
+        .output("features", TensorDtype::F32, &[n(), Dim::Fixed(features)])
+        .initializer("body.weight", &t(vec![features, 6 * length], 0.5, 1))
+        .initializer("body.bias", &t(vec![features], 0.2, 2))
+        .initializer("head.weight", &t(vec![classes, features], 2.0, 3))
+        .initializer("head.bias", &t(vec![classes], 0.5, 4))
+        .node("Flatten", "flatten", &["input"], &["flat"], &[("axis", AttrValue::Int(1))])
+        .node(
+            "Gemm",
+            "body",
+            &["flat", "body.weight", "body.bias"],
+            &["pre"],
+            &[("transB", AttrValue::Int(1))],
+        )
+        .node("Relu", "act", &["pre"], &["features"], &[])
+        .node(
+            "Gemm",
+            "head",
+            &["features", "head.weight", "head.bias"],
+            &["logits"],
+            &[("transB", AttrValue::Int(1))],
+        )
+        .build();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, bytes).unwrap();
+    let meta = ModelMeta {
+        version: tandem_runtime::metadata::SIDECAR_VERSION,
+        name: name.into(),
+        input: InputSpec {
+            name: "input".into(),
+            shape: vec![-1, 6, length as i64],
+            dtype: TensorDtype::F32,
+            layout: Layout::NCW,
+        },
+        normalisation: Normalisation { mean: vec![0.0; 6], std: vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0] },
+        outputs: OutputNames::default(),
+        labels: (0..classes).map(|c| format!("exercise-{c}")).collect(),
+        head: Some(tandem_runtime::HeadSpec { features, classes }),
+        provenance: None,
+    };
+    std::fs::write(ModelMeta::sidecar_path(&path), meta.to_toml()).unwrap();
+    path
+}
+
 /// Two fixture peers (12 and 20 features: padded to 16 and 32 → one cohort of capacity 32).
 pub fn write_pair(dir: &Path) -> Vec<PathBuf> {
     vec![write_peer(dir, "a", 12), write_peer(dir, "b", 20)]
