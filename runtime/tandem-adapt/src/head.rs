@@ -70,7 +70,7 @@ impl<const F: usize, const C: usize> Head<F, C> {
     }
 
     /// One gradient step: `W -= step·g·xᵀ`, `b -= step·g`, where `g = ∂loss/∂logits`.
-    pub(crate) fn descend(&mut self, x: &[f32; F], grad_logits: &[f32; C], step: f32) {
+    pub fn descend(&mut self, x: &[f32; F], grad_logits: &[f32; C], step: f32) {
         for ((row, b), g) in self.weight.iter_mut().zip(&mut self.bias).zip(grad_logits) {
             let s = step * g;
             if s == 0.0 {

@@ -41,6 +41,9 @@ extern crate std;
 mod cohort;
 mod config;
 mod crc;
+#[cfg(feature = "alloc")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod head;
 pub mod labels;

@@ -437,6 +437,11 @@ fn decode_peer<R: Source, const F: usize, const C: usize>(
     r.f32s(&mut p.quota.counts)
 }
 
+/// The sequence number in a snapshot's header (0 when there is none).
+pub fn read_seq(bytes: &[u8]) -> u32 {
+    bytes.get(16..20).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Encode into a new vector.
 #[cfg(feature = "alloc")]
 pub fn to_vec<const P: usize, const F: usize, const C: usize>(

@@ -14,6 +14,11 @@ pub struct PeerSource<const F: usize, const C: usize> {
     pub stats: FeatureStats<F>,
 }
 
+impl<const F: usize, const C: usize> PeerSource<F, C> {
+    /// A source with an all-zero head and no statistics (a placeholder).
+    pub const ZERO: Self = Self { head: Head::zeroed(), stats: FeatureStats::new() };
+}
+
 /// The adapted state of one peer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PeerState<const F: usize, const C: usize> {
