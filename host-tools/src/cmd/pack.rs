@@ -1,6 +1,6 @@
 //! `tandem pack peer.onnx --calib DATA --target cortex-m4|cortex-m7 [--f32] -o peer.tdm`.
 
-use crate::pack::{pack_file, PackOptions, Target};
+use crate::pack::{calib, fixture, pack_file, PackOptions, Target};
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -32,6 +32,16 @@ pub struct Args {
     /// Output `.tdm`.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Also write a firmware fixture here (model, raw test samples, labels and the lines the
+    /// `tandem-infer` firmware must print; see docs/MCU.md).
+    #[arg(long)]
+    pub fixture: Option<PathBuf>,
+    /// Dataset whose test split the fixture samples come from (default: the --calib dataset).
+    #[arg(long)]
+    pub fixture_data: Option<String>,
+    /// Fixture samples (evenly spaced through the test split).
+    #[arg(long, default_value_t = 100)]
+    pub fixture_samples: usize,
 }
 
 /// Run `tandem pack`.
@@ -71,6 +81,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(a) = r.int8_agreement {
         println!("  int8 vs f32      {:.1}% same predicted class", 100.0 * a);
+    }
+    if let Some(dir) = &args.fixture {
+        let name = args.fixture_data.as_deref().unwrap_or(&args.calib);
+        let meta = tandem_runtime::ModelMeta::load_for_model(&args.model)?;
+        let seed = meta.and_then(|m| m.provenance).map_or(calib::DEFAULT_SPLIT_SEED, |p| p.seed);
+        let test = calib::split(name, seed, calib::Part::Test)?;
+        let n = args.fixture_samples.clamp(1, test.len().max(1));
+        let picks: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
+        let samples: Vec<Vec<f32>> = picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
+        let labels: Vec<u8> = picks.iter().map(|&i| test.y[i]).collect();
+        let f = fixture::write(&packed.blob, &samples, &labels, dir)?;
+        println!("  fixture          {} ({} samples of {name}'s test split, {}/{} correct on the host)", dir.display(), f.samples, f.correct, f.samples);
     }
     Ok(())
 }

@@ -40,3 +40,23 @@ pub fn load(source: &str, sample_len: usize, max: usize, seed: u64) -> Result<Ve
     let take = n.min(max.max(1));
     Ok((0..take).map(|k| k * n / take).map(|i| values[i * per..(i + 1) * per].to_vec()).collect())
 }
+
+/// Which part of a dataset's seeded split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Test,
+}
+
+/// Part of dataset `name` split with `seed` (80/10/10; IMU data by subject, so no person is in
+/// two parts), as the distilled peers were trained on it.
+pub fn split(name: &str, seed: u64, part: Part) -> Result<crate::data::Dataset, PackError> {
+    let err = |e: crate::data::DataError| PackError::Calibration(e.to_string());
+    let data = crate::data::load(name).map_err(err)?;
+    let splits = if data.groups.is_some() { data.split_by_subject(seed, 0.1, 0.1) } else { data.split(seed, 0.1, 0.1) };
+    let splits = splits.map_err(err)?;
+    Ok(match part {
+        Part::Train => splits.train,
+        Part::Test => splits.test,
+    })
+}

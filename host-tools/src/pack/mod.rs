@@ -13,6 +13,7 @@
 pub mod calib;
 pub mod emit;
 pub mod error;
+pub mod fixture;
 pub mod host;
 pub mod ir;
 pub mod lower;

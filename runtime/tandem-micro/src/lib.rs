@@ -33,6 +33,8 @@
 mod crc;
 mod error;
 pub mod format;
+#[cfg(any(test, feature = "std"))]
+pub mod fuzzing;
 pub mod kernels;
 mod model;
 pub mod validate;

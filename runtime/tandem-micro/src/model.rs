@@ -90,23 +90,23 @@ impl<'a> Model<'a> {
         (f32_at(data, at).unwrap_or(0.0), f32_at(data, at + 4).unwrap_or(1.0))
     }
 
+    /// Multiply-accumulates of op `index` (non-zero for Conv and Dense only).
+    pub fn op_macs(&self, index: u16) -> u64 {
+        let Ok(op) = self.op(index) else { return 0 };
+        let (Ok(x), Ok(y)) = (self.tensor(op.in0), self.tensor(op.out)) else { return 0 };
+        match op.kind {
+            OpKind::Conv => {
+                let taps = u64::from(op.kh) * u64::from(op.kw) * u64::from(x.c / op.groups.max(1));
+                y.len() as u64 * taps
+            }
+            OpKind::Dense => y.len() as u64 * x.len() as u64,
+            _ => 0,
+        }
+    }
+
     /// Multiply-accumulates of one inference (Conv and Dense).
     pub fn macs(&self) -> u64 {
-        (0..self.op_count())
-            .filter_map(|i| {
-                let op = self.op(i).ok()?;
-                let (x, y) = (self.tensor(op.in0).ok()?, self.tensor(op.out).ok()?);
-                let macs = match op.kind {
-                    OpKind::Conv => {
-                        let taps = u64::from(op.kh) * u64::from(op.kw) * u64::from(x.c / op.groups.max(1));
-                        y.len() as u64 * taps
-                    }
-                    OpKind::Dense => y.len() as u64 * x.len() as u64,
-                    _ => 0,
-                };
-                Some(macs)
-            })
-            .sum()
+        (0..self.op_count()).map(|i| self.op_macs(i)).sum()
     }
 
     fn check_arena(&self, arena: &[u8]) -> Result<(), Error> {

@@ -7,22 +7,11 @@ use super::Rng;
 use crate::writer::refresh_crc;
 use crate::Model;
 
-/// Validate `blob`; if it is accepted, run it on a few inputs. Returns whether it was valid.
-fn exercise(blob: &[u8]) -> bool {
-    let Ok(model) = Model::new(blob) else { return false };
-    if model.arena_size() > 1 << 20 {
-        return true;
-    }
-    let mut arena = std::vec![0u8; model.arena_size()];
-    let n = model.input().map(|t| t.len()).unwrap_or(0);
-    for v in [0.0f32, 1e30, -3.5] {
-        let input = std::vec![v; n];
-        if model.set_input(&mut arena, &input).is_ok() {
-            let _ = model.run(&mut arena);
-            let _ = model.argmax(&arena);
-        }
-    }
-    true
+use crate::fuzzing::validate_and_run as exercise;
+
+/// The committed seed corpus of the `tdm_validate` fuzz target.
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/tdm_validate")
 }
 
 #[test]
@@ -69,4 +58,38 @@ fn mutations_behind_the_crc_never_panic() {
     }
     // Some mutations (weights, biases, quantization values) keep the model valid; those ran.
     assert!(accepted > 1000, "only {accepted} mutated blobs were valid");
+}
+
+#[test]
+fn the_fuzz_corpus_replays_with_mutations() {
+    if std::env::var_os("TANDEM_WRITE_FUZZ_SEEDS").is_some() {
+        std::fs::create_dir_all(corpus_dir()).unwrap();
+        std::fs::write(corpus_dir().join("int8-cnn.tdm"), baseline().finish()).unwrap();
+        let case =
+            super::ConvCase { h: 5, w: 4, c: 4, oc: 6, k: [2, 2], s: [1, 1], pads: [0, 0, 1, 1], groups: 2 };
+        let (w, b) = (Rng::new(3).vec(6 * case.per_out(), -1.0, 1.0), [0.5f32; 6]);
+        let blob = super::f32_weighted(crate::OpKind::Conv, &case, &w, &b, [5, 4, 6]);
+        std::fs::write(corpus_dir().join("f32-grouped-conv.tdm"), blob).unwrap();
+    }
+    let mut seeds: Vec<_> = std::fs::read_dir(corpus_dir())
+        .expect(
+            "fuzz/corpus/tdm_validate (regenerate with TANDEM_WRITE_FUZZ_SEEDS=1 cargo test -p tandem-micro)",
+        )
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    seeds.sort();
+    assert!(!seeds.is_empty());
+    let mut rng = Rng::new(11);
+    for seed in &seeds {
+        assert!(exercise(seed), "a seed of the corpus is not a valid model");
+        for _ in 0..2_000 {
+            let mut b = seed.clone();
+            let i = rng.below(b.len());
+            b[i] ^= 1 << rng.below(8);
+            if rng.below(2) == 0 {
+                refresh_crc(&mut b);
+            }
+            exercise(&b);
+        }
+    }
 }

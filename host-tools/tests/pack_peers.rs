@@ -1,0 +1,123 @@
+//! `tandem pack` on the project's distilled peers (models/) with real data: the f32 `.tdm`
+//! matches tract within 1e-4; int8 accuracy on the MNIST8 test split and on UCI optdigits
+//! (and for the IMU peers, right and left arm) stays within 1 point of f32; the arena stays
+//! within 5% of the live-tensor lower bound.
+//!
+//! Needs the peers (committed in models/) and the datasets (`tandem data fetch --all`).
+
+use std::path::{Path, PathBuf};
+use tandem_cli::pack::calib::{self, Part};
+use tandem_cli::pack::host::HostModel;
+use tandem_cli::pack::reference::Reference;
+use tandem_cli::pack::{normalise, pack, PackOptions, Packed, Target};
+use tandem_runtime::onnx::OnnxModel;
+use tandem_runtime::ModelMeta;
+
+/// Every peer under models/ trained on `dataset` (by its sidecar's provenance).
+fn peers(dataset: &str) -> Vec<(PathBuf, ModelMeta)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "onnx") {
+                if let Ok(Some(meta)) = ModelMeta::load_for_model(&path) {
+                    if meta.provenance.as_ref().is_some_and(|p| p.dataset == dataset) {
+                        found.push((path, meta));
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!found.is_empty(), "no {dataset} peer with a sidecar under {}: the reference peers must be committed there", root.display());
+    found
+}
+
+fn seed(meta: &ModelMeta) -> u64 {
+    meta.provenance.as_ref().map_or(calib::DEFAULT_SPLIT_SEED, |p| p.seed)
+}
+
+fn data(name: &str, seed: u64, part: Option<Part>) -> tandem_cli::data::Dataset {
+    let loaded = match part {
+        Some(part) => calib::split(name, seed, part).map_err(|e| e.to_string()),
+        None => tandem_cli::data::load(name).map_err(|e| e.to_string()),
+    };
+    loaded.unwrap_or_else(|e| panic!("{name}: {e} (fetch it with: cargo run -p tandem-cli -- data fetch --all)"))
+}
+
+fn samples(d: &tandem_cli::data::Dataset, max: usize) -> Vec<Vec<f32>> {
+    let n = d.len().min(max);
+    (0..n).map(|k| d.sample(k * d.len() / n).unwrap().to_vec()).collect()
+}
+
+fn accuracy(blob: &[u8], d: &tandem_cli::data::Dataset) -> f64 {
+    let mut model = HostModel::new(blob).unwrap();
+    let correct = (0..d.len()).filter(|&i| model.run(d.sample(i).unwrap()).unwrap().class == usize::from(d.y[i])).count();
+    correct as f64 / d.len() as f64
+}
+
+fn pack_both(path: &Path, meta: &ModelMeta, train: &str, target: Target) -> (Packed, Packed) {
+    let onnx = std::fs::read(path).unwrap();
+    let calib = samples(&data(train, seed(meta), Some(Part::Train)), 512);
+    let options = PackOptions::new(target);
+    let f = pack(&onnx, Some(meta), &calib, &PackOptions { f32: true, ..options.clone() }).unwrap();
+    let q = pack(&onnx, Some(meta), &calib, &options).unwrap();
+    (f, q)
+}
+
+/// f32 parity with tract on real test samples, arena bound, and int8 accuracy on each
+/// evaluation set within one point of f32.
+fn check_peers(train: &str, evaluations: &[(&str, Option<Part>)]) {
+    for (path, meta) in peers(train) {
+        let (f, q) = pack_both(&path, &meta, train, Target::CortexM4);
+        let onnx = OnnxModel::decode(&std::fs::read(&path).unwrap()).unwrap();
+        let dims: Vec<usize> = meta.input.shape.iter().skip(1).map(|&d| d as usize).collect();
+        let reference = Reference::load(&onnx, &dims, &meta.outputs.logits, &meta.outputs.features).unwrap();
+        let test = data(train, seed(&meta), Some(Part::Test));
+        let mut host = HostModel::new(&f.blob).unwrap();
+        let mut worst = 0f32;
+        for s in samples(&test, 256) {
+            let (logits, features) = reference.run(&normalise(&s, &f.graph.normalisation, dims[0])).unwrap();
+            let ours = host.run(&s).unwrap();
+            for (a, b) in ours.logits.iter().zip(&logits).chain(ours.features.iter().zip(&features)) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        assert!(worst < 1e-4, "{}: f32 .tdm differs from tract by {worst}", path.display());
+        for p in [&f, &q] {
+            let r = &p.report;
+            assert!(r.arena_bytes as f64 <= 1.05 * r.lower_bound as f64, "{}: {r:?}", path.display());
+        }
+        for &(name, part) in evaluations {
+            let d = data(name, seed(&meta), part);
+            let (af, aq) = (accuracy(&f.blob, &d), accuracy(&q.blob, &d));
+            println!("{} on {name}: f32 {af:.4}, int8 {aq:.4} ({} samples)", path.display(), d.len());
+            assert!((af - aq).abs() <= 0.01, "{}: int8 {aq:.4} vs f32 {af:.4} on {name}", path.display());
+        }
+    }
+}
+
+#[test]
+fn mnist8_peers_keep_their_accuracy_in_int8() {
+    check_peers("mnist8", &[("mnist8", Some(Part::Test)), ("optdigits", None)]);
+}
+
+#[test]
+fn imu_peers_keep_their_accuracy_in_int8() {
+    check_peers("imu-right", &[("imu-right", Some(Part::Test)), ("imu-left", None)]);
+}
+
+#[test]
+fn both_targets_pack_the_same_engine_blob_but_for_the_target_byte() {
+    let (path, meta) = peers("mnist8").remove(0);
+    let (_, m4) = pack_both(&path, &meta, "mnist8", Target::CortexM4);
+    let (_, m7) = pack_both(&path, &meta, "mnist8", Target::CortexM7);
+    assert_eq!(m4.blob.len(), m7.blob.len());
+    let differing: Vec<usize> = (0..m4.blob.len()).filter(|&i| m4.blob[i] != m7.blob[i]).collect();
+    // The target byte (13) and the CRC trailer.
+    assert!(differing.iter().all(|&i| i == 13 || i >= m4.blob.len() - 4), "{differing:?}");
+}
