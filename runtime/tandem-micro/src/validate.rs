@@ -22,6 +22,10 @@ pub(crate) const SHIFT_RANGE: core::ops::RangeInclusive<i32> = -31..=30;
 /// Entries in the quantization record of an int8 `Add`: three (multiplier, shift) pairs.
 pub(crate) const ADD_QUANT_WORDS: usize = 6;
 
+/// Most elements one pooling window (or a global average) may cover: int8 sums stay far inside
+/// `i32` (`2^16 · 128 = 2^23`).
+pub const MAX_POOL_WINDOW: u32 = 1 << 16;
+
 const UNSET: u16 = u16::MAX;
 
 /// Validate `blob` completely and return its header.
@@ -105,7 +109,7 @@ fn check_tensor(blob: &[u8], h: &Header, index: u16) -> Result<TensorInfo, Error
     }
     let quant_ok = match t.dtype {
         DType::I8 => t.scale.is_finite() && t.scale > 0.0 && (-128..=127).contains(&t.zero_point),
-        DType::F32 => t.scale.to_bits() == 0 && t.zero_point == 0,
+        DType::F32 => cfg!(feature = "f32") && t.scale.to_bits() == 0 && t.zero_point == 0,
     };
     if !quant_ok {
         return Err(Error::BadTensor(index));
@@ -248,6 +252,13 @@ fn check_op(blob: &[u8], h: &Header, data: &[u8], i: u16, op: &OpInfo) -> Result
     if !flags_ok || !groups_ok || (!windowed && !geometry_zero) || (!weighted && !params_zero) {
         return Err(bad);
     }
+    let window = match op.kind {
+        OpKind::GlobalAvgPool => u32::from(x.h) * u32::from(x.w),
+        _ => u32::from(op.kh) * u32::from(op.kw),
+    };
+    if window > MAX_POOL_WINDOW {
+        return Err(bad);
+    }
     if windowed {
         let [pt, pl, pb, pr] = op.pads;
         let oh = window_out(x.h, op.kh, op.sh, pt, pb).ok_or(bad)?;
@@ -264,6 +275,9 @@ fn check_op(blob: &[u8], h: &Header, data: &[u8], i: u16, op: &OpInfo) -> Result
                 return Err(bad);
             }
             let per_out = usize::from(op.kh) * usize::from(op.kw) * usize::from(x.c / g);
+            if dtype == DType::I8 && per_out > crate::kernels::PATCH_MAX {
+                return Err(bad);
+            }
             check_weighted(data, op, i, dtype, usize::from(y.c), per_out)?;
         }
         OpKind::Dense => {

@@ -1,12 +1,26 @@
-//! Convolution (2-D, 1-D as `H = 1`, grouped and depthwise) and Dense (a 1×1 convolution on
-//! the flattened input), shared by the int8 and f32 paths through [`Arith`].
+//! Convolution (2-D, 1-D as `H = 1`, grouped and depthwise) and Dense.
 //!
-//! Layouts: activations `[H, W, C]`, weights `[O, KH, KW, C / groups]`. With one group, the
-//! taps of one kernel row are contiguous in both, so the inner loop is a single dot product
-//! of `kw * C` elements.
+//! Layouts: activations `[H, W, C]`, weights `[O, KH, KW, C / groups]`.
+//!
+//! Int8 ([`conv_i8`], [`dense_i8`]): for each output position the receptive field of a group
+//! is gathered once into a patch of `K = KH·KW·C/groups` bytes (padding filled with the input
+//! zero point, i.e. the real value 0), then every output channel of the group is one dot
+//! product of `K` bytes against its weight row, two channels at a time so each patch word is
+//! loaded once for both. With the `dsp` feature on ARM the dot product uses `SMLAD` (two
+//! multiply-accumulates per instruction). Dense is the same dot product on the input itself.
+//!
+//! f32 ([`conv_f32`]): taps of one kernel row are contiguous in both layouts, so the inner
+//! loop is a dot product of `kw · C` elements (one group) with padding skipped.
 
-use crate::format::{f32_at, i32_at};
+#[cfg(feature = "f32")]
+use crate::format::f32_at;
+use crate::format::i32_at;
+use crate::kernels::dot;
 use crate::kernels::math::multiply_by_quantized_multiplier;
+
+/// Largest int8 patch `KH·KW·C/groups` (a stack buffer of this many bytes; the validator
+/// rejects larger int8 convolutions).
+pub const PATCH_MAX: usize = 1024;
 
 /// Shape and arguments of one convolution.
 #[derive(Clone, Copy)]
@@ -26,28 +40,9 @@ pub(crate) struct ConvGeometry {
     pub groups: usize,
 }
 
-/// The numeric half of a weighted kernel: accumulator type, dot product, bias, output stage.
-pub(crate) trait Arith {
-    /// Bytes per element of activations and weights.
-    const BYTES: usize;
-    /// True when taps falling in the padding must be corrected for (int8 zero point).
-    const PAD_FIX: bool;
-    type Acc: Copy;
-    /// Accumulator initialised with output channel `oc`'s bias.
-    fn init(&self, oc: usize) -> Self::Acc;
-    /// `acc + Σ x·w` over equally long element runs.
-    fn dot(acc: Self::Acc, x: &[u8], w: &[u8]) -> Self::Acc;
-    /// Sum of the weights in `w` (only called when [`Self::PAD_FIX`]).
-    fn weight_sum(w: &[u8]) -> i32;
-    /// Add the contribution of padded taps whose weights sum to `outside`.
-    fn pad_fix(&self, acc: Self::Acc, outside: i32) -> Self::Acc;
-    /// Requantize/activate `acc` and store it as output channel `oc` into `out`.
-    fn finish(&self, acc: Self::Acc, oc: usize, out: &mut [u8]);
-}
-
-/// Int8: `acc = bias' + Σ q_x q_w`, where the packer folded `-z_x Σ q_w` into `bias'`; the
-/// output is `clamp(z_y + M·acc)` with a per-channel Q31 multiplier and shift.
-pub(crate) struct QuantArith<'p> {
+/// The int8 output stage: `bias'` (the packer folded `−z_x Σ q_w` into it), per-channel Q31
+/// multiplier and shift, output zero point and clamp.
+pub(crate) struct Requant<'p> {
     pub input_zero: i32,
     pub bias: &'p [u8],
     pub quant: &'p [u8],
@@ -56,137 +51,141 @@ pub(crate) struct QuantArith<'p> {
     pub hi: i32,
 }
 
-impl Arith for QuantArith<'_> {
-    const BYTES: usize = 1;
-    const PAD_FIX: bool = true;
-    type Acc = i32;
-
-    fn init(&self, oc: usize) -> i32 {
+impl Requant<'_> {
+    fn bias(&self, oc: usize) -> i32 {
         i32_at(self.bias, oc * 4).unwrap_or(0)
     }
 
-    #[inline(always)]
-    fn dot(acc: i32, x: &[u8], w: &[u8]) -> i32 {
-        x.iter().zip(w).fold(acc, |a, (&x, &w)| a.wrapping_add(i32::from(x as i8) * i32::from(w as i8)))
-    }
-
-    fn weight_sum(w: &[u8]) -> i32 {
-        w.iter().fold(0i32, |a, &w| a.wrapping_add(i32::from(w as i8)))
-    }
-
-    fn pad_fix(&self, acc: i32, outside: i32) -> i32 {
-        acc.wrapping_add(self.input_zero.wrapping_mul(outside))
-    }
-
-    fn finish(&self, acc: i32, oc: usize, out: &mut [u8]) {
+    #[inline]
+    fn store(&self, acc: i32, oc: usize, out: &mut u8) {
         let multiplier = i32_at(self.quant, oc * 8).unwrap_or(0);
         let shift = i32_at(self.quant, oc * 8 + 4).unwrap_or(0);
         let v = multiply_by_quantized_multiplier(acc, multiplier, shift).saturating_add(self.output_zero);
-        if let Some(o) = out.first_mut() {
-            *o = v.clamp(self.lo, self.hi) as i8 as u8;
+        *out = v.max(self.lo).min(self.hi) as i8 as u8;
+    }
+}
+
+/// `out[o] = requant(bias[o] + x · w[o])` for the rows of `weights` (each `x.len()` bytes);
+/// `first` is the output channel of the first row.
+fn rows_i8(x: &[u8], weights: &[u8], out: &mut [u8], first: usize, r: &Requant<'_>) {
+    let k = x.len().max(1);
+    let mut rows = weights.chunks_exact(k);
+    let mut outs = out.iter_mut();
+    let mut oc = first;
+    while let (Some(a), Some(oa)) = (rows.next(), outs.next()) {
+        match (rows.next(), outs.next()) {
+            (Some(b), Some(ob)) => {
+                let (sa, sb) = dot::dot2_i8(x, a, b, r.bias(oc), r.bias(oc + 1));
+                r.store(sa, oc, oa);
+                r.store(sb, oc + 1, ob);
+            }
+            _ => r.store(dot::dot_i8(x, a, r.bias(oc)), oc, oa),
         }
+        oc += 2;
     }
 }
 
-/// f32: `acc = bias + Σ x w`, output `clamp(acc, lo, hi)`.
-pub(crate) struct FloatArith<'p> {
-    pub bias: &'p [u8],
-    pub lo: f32,
-    pub hi: f32,
-}
-
-impl Arith for FloatArith<'_> {
-    const BYTES: usize = 4;
-    const PAD_FIX: bool = false;
-    type Acc = f32;
-
-    fn init(&self, oc: usize) -> f32 {
-        f32_at(self.bias, oc * 4).unwrap_or(0.0)
-    }
-
-    #[inline(always)]
-    fn dot(acc: f32, x: &[u8], w: &[u8]) -> f32 {
-        let (x, _) = x.as_chunks::<4>();
-        let (w, _) = w.as_chunks::<4>();
-        x.iter().zip(w).fold(acc, |a, (x, w)| a + f32::from_le_bytes(*x) * f32::from_le_bytes(*w))
-    }
-
-    fn weight_sum(_: &[u8]) -> i32 {
-        0
-    }
-
-    fn pad_fix(&self, acc: f32, _: i32) -> f32 {
-        acc
-    }
-
-    fn finish(&self, acc: f32, _: usize, out: &mut [u8]) {
-        let v = acc.max(self.lo).min(self.hi);
-        if let Some(o) = out.get_mut(..4) {
-            o.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
-/// Valid kernel taps `[k0, k1)` for an output position whose window starts at `start`
-/// (which may be negative, in the padding) over an input of extent `n`.
-fn taps(start: isize, kernel: usize, n: usize) -> (usize, usize) {
-    let k0 = (-start).max(0) as usize;
-    let k1 = (n as isize - start).clamp(0, kernel as isize) as usize;
-    (k0.min(k1), k1)
-}
-
-/// Run a convolution: `x` holds the input tensor, `weights` the `[O, KH, KW, C/g]` weights,
-/// `out` the output tensor. Returns `None` only if a slice is shorter than the geometry says
-/// (impossible after validation).
-pub(crate) fn conv<A: Arith>(
+/// Int8 convolution; `None` only if a slice is shorter than the validated geometry says.
+pub(crate) fn conv_i8(
     g: &ConvGeometry,
     x: &[u8],
     weights: &[u8],
     out: &mut [u8],
-    a: &A,
+    r: &Requant<'_>,
 ) -> Option<()> {
-    let b = A::BYTES;
-    let icg = g.c / g.groups.max(1);
-    let ocg = (g.oc / g.groups.max(1)).max(1);
+    let groups = g.groups.max(1);
+    let (icg, ocg) = (g.c / groups, g.oc / groups);
+    let k = g.kh * g.kw * icg;
+    let mut buffer = [0u8; PATCH_MAX];
+    let patch = buffer.get_mut(..k)?;
+    let zero = r.input_zero as i8 as u8;
+    let mut pixels = out.chunks_exact_mut(g.oc.max(1));
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let pixel = pixels.next()?;
+            for group in 0..groups {
+                let mut taps = patch.chunks_exact_mut(icg.max(1));
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky).wrapping_sub(g.pad_top);
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.sw + kx).wrapping_sub(g.pad_left);
+                        let tap = taps.next()?;
+                        if iy < g.h && ix < g.w {
+                            let at = (iy * g.w + ix) * g.c + group * icg;
+                            tap.iter_mut().zip(x.get(at..at + icg)?).for_each(|(d, s)| *d = *s);
+                        } else {
+                            tap.fill(zero);
+                        }
+                    }
+                }
+                let ws = weights.get(group * ocg * k..(group + 1) * ocg * k)?;
+                let outs = pixel.get_mut(group * ocg..(group + 1) * ocg)?;
+                rows_i8(patch, ws, outs, group * ocg, r);
+            }
+        }
+    }
+    Some(())
+}
+
+/// Int8 Dense: every output is one dot product with the whole input.
+pub(crate) fn dense_i8(x: &[u8], weights: &[u8], out: &mut [u8], r: &Requant<'_>) {
+    rows_i8(x, weights, out, 0, r);
+}
+
+/// f32 convolution (Dense is the 1×1 case); `None` only if a slice is too short.
+#[cfg(feature = "f32")]
+pub(crate) fn conv_f32(
+    g: &ConvGeometry,
+    x: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    out: &mut [u8],
+    (lo, hi): (f32, f32),
+) -> Option<()> {
+    let groups = g.groups.max(1);
+    let icg = g.c / groups;
+    let ocg = (g.oc / groups).max(1);
     let row = g.kw * icg;
     let per_out = g.kh * row;
-    let mut pixels = out.chunks_exact_mut(g.oc * b);
+    let mut pixels = out.chunks_exact_mut(g.oc.max(1) * 4);
     for oy in 0..g.oh {
         let y0 = (oy * g.sh) as isize - g.pad_top as isize;
         let (ky0, ky1) = taps(y0, g.kh, g.h);
         for ox in 0..g.ow {
             let x0 = (ox * g.sw) as isize - g.pad_left as isize;
             let (kx0, kx1) = taps(x0, g.kw, g.w);
-            let padded = ky0 > 0 || ky1 < g.kh || kx0 > 0 || kx1 < g.kw;
             let pixel = pixels.next()?;
             let columns = (x0 + kx0 as isize) as usize;
-            for (oc, (o, w)) in pixel.chunks_exact_mut(b).zip(weights.chunks_exact(per_out * b)).enumerate() {
-                let group = oc / ocg;
-                let mut acc = a.init(oc);
-                let mut inside = 0i32;
+            for (oc, (o, w)) in
+                pixel.chunks_exact_mut(4).zip(weights.chunks_exact(per_out.max(1) * 4)).enumerate()
+            {
+                let channels = (oc / ocg) * icg * 4..(oc / ocg + 1) * icg * 4;
+                let mut acc = f32_at(bias, oc * 4).unwrap_or(0.0);
                 for ky in ky0..ky1 {
                     let iy = (y0 + ky as isize) as usize;
-                    let start = (iy * g.w + columns) * g.c * b;
-                    let xs = x.get(start..start + (kx1 - kx0) * g.c * b)?;
-                    let ws = w.get((ky * row + kx0 * icg) * b..(ky * row + kx1 * icg) * b)?;
-                    if g.groups == 1 {
-                        acc = A::dot(acc, xs, ws);
+                    let start = (iy * g.w + columns) * g.c * 4;
+                    let xs = x.get(start..start + (kx1 - kx0) * g.c * 4)?;
+                    let ws = w.get((ky * row + kx0 * icg) * 4..(ky * row + kx1 * icg) * 4)?;
+                    if groups == 1 {
+                        acc = dot::dot_f32(acc, xs, ws);
                     } else {
-                        let channels = group * icg * b..(group + 1) * icg * b;
-                        for (xp, wp) in xs.chunks_exact(g.c * b).zip(ws.chunks_exact(icg * b)) {
-                            acc = A::dot(acc, xp.get(channels.clone())?, wp);
+                        for (xp, wp) in xs.chunks_exact(g.c.max(1) * 4).zip(ws.chunks_exact(icg.max(1) * 4)) {
+                            acc = dot::dot_f32(acc, xp.get(channels.clone())?, wp);
                         }
                     }
-                    if A::PAD_FIX && padded {
-                        inside = inside.wrapping_add(A::weight_sum(ws));
-                    }
                 }
-                if A::PAD_FIX && padded {
-                    acc = a.pad_fix(acc, A::weight_sum(w).wrapping_sub(inside));
-                }
-                a.finish(acc, oc, o);
+                o.iter_mut().zip(acc.max(lo).min(hi).to_le_bytes()).for_each(|(d, s)| *d = s);
             }
         }
     }
     Some(())
+}
+
+/// Valid kernel taps `[k0, k1)` for a window starting at `start` (negative in the padding)
+/// over an input of extent `n`.
+#[cfg(feature = "f32")]
+fn taps(start: isize, kernel: usize, n: usize) -> (usize, usize) {
+    let k0 = (-start).max(0) as usize;
+    let k1 = (n as isize - start).max(0).min(kernel as isize) as usize;
+    (k0.min(k1), k1)
 }

@@ -47,12 +47,13 @@ pub(crate) fn add_i8(
         let sum = multiply_by_quantized_multiplier(ra, q[0].0, q[0].1)
             .saturating_add(multiply_by_quantized_multiplier(rb, q[1].0, q[1].1));
         let v = multiply_by_quantized_multiplier(sum, q[2].0, q[2].1).saturating_add(y.zero_point);
-        *arena.get_mut(y.offset as usize + i)? = v.clamp(lo, hi) as i8 as u8;
+        *arena.get_mut(y.offset as usize + i)? = v.max(lo).min(hi) as i8 as u8;
     }
     Some(())
 }
 
 /// f32 Add with clamp.
+#[cfg(feature = "f32")]
 pub(crate) fn add_f32(arena: &mut [u8], ts: [&TensorInfo; 3], lo: f32, hi: f32) -> Option<()> {
     let [a, b, y] = ts;
     for i in 0..y.len() {
@@ -67,7 +68,7 @@ pub(crate) fn clamp(arena: &mut [u8], x: &TensorInfo, y: &TensorInfo, lo: u32, h
     for i in 0..y.len() {
         match x.dtype {
             DType::I8 => {
-                let v = i8_at(arena, x, i)?.clamp(lo as i32, hi as i32);
+                let v = i8_at(arena, x, i)?.max(lo as i32).min(hi as i32);
                 *arena.get_mut(y.offset as usize + i)? = v as i8 as u8;
             }
             DType::F32 => {
@@ -99,14 +100,19 @@ pub(crate) fn softmax(arena: &mut [u8], x: &TensorInfo, y: &TensorInfo) -> Optio
     Some(())
 }
 
-/// Reshape: the bytes stay as they are; copied only if the output lives elsewhere.
+/// Reshape: the bytes stay as they are; copied (overlap-safe) only if the output lives
+/// elsewhere.
 pub(crate) fn reshape(arena: &mut [u8], x: &TensorInfo, y: &TensorInfo) -> Option<()> {
-    let (src, dst) = (x.range(), y.offset as usize);
-    if src.start != dst {
-        if src.end > arena.len() || dst.checked_add(src.len())? > arena.len() {
-            return None;
-        }
-        arena.copy_within(src, dst);
+    let (src, dst, n) = (x.offset as usize, y.offset as usize, x.byte_len());
+    let copy = |arena: &mut [u8], i: usize| -> Option<()> {
+        *arena.get_mut(dst + i)? = *arena.get(src + i)?;
+        Some(())
+    };
+    if dst < src {
+        (0..n).try_for_each(|i| copy(arena, i))
+    } else if dst > src {
+        (0..n).rev().try_for_each(|i| copy(arena, i))
+    } else {
+        Some(())
     }
-    Some(())
 }

@@ -25,10 +25,14 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
 /// `x * multiplier * 2^(shift - 31)`, rounded: TFLite's `MultiplyByQuantizedMultiplier`.
 /// `multiplier` is a Q31 value in `[2^30, 2^31)` (or 0); `shift` is in `-31..=30`. The left
 /// shift saturates instead of overflowing.
+#[inline]
 pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let left = shift.clamp(0, 30) as u32;
-    let shifted = (i64::from(x) << left).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), -shift)
+    if shift > 0 {
+        let shifted = (i64::from(x) << shift.min(30)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        saturating_rounding_doubling_high_mul(shifted, multiplier)
+    } else {
+        rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift)
+    }
 }
 
 /// Round to the nearest integer, ties away from zero; saturates, NaN gives 0.

@@ -4,17 +4,23 @@
 pub mod math;
 
 mod conv;
+mod dot;
 mod elementwise;
 mod pool;
 
+pub use conv::PATCH_MAX;
 pub use elementwise::ADD_LEFT_SHIFT;
 pub(crate) use elementwise::{load, store};
 
 use crate::format::{i32_at, DType, OpInfo, OpKind, TensorInfo};
 use crate::validate::{param, ADD_QUANT_WORDS};
 use crate::{Error, Model};
-use conv::{conv, ConvGeometry, FloatArith, QuantArith};
-use pool::{pool, AvgF32, AvgI8, MaxF32, MaxI8, PoolGeometry};
+#[cfg(feature = "f32")]
+use conv::conv_f32;
+use conv::{conv_i8, dense_i8, ConvGeometry, Requant};
+use pool::{pool, AvgI8, MaxI8, PoolGeometry};
+#[cfg(feature = "f32")]
+use pool::{AvgF32, MaxF32};
 
 /// Borrow the input and the output of an op whose tensors do not overlap.
 fn split_io(
@@ -39,6 +45,7 @@ fn bounds_i8(op: &OpInfo) -> (i32, i32) {
     (op.act_lo as i32, op.act_hi as i32)
 }
 
+#[cfg(feature = "f32")]
 fn bounds_f32(op: &OpInfo) -> (f32, f32) {
     (f32::from_bits(op.act_lo), f32::from_bits(op.act_hi))
 }
@@ -66,10 +73,13 @@ pub(crate) fn run_op(model: &Model<'_>, index: u16, arena: &mut [u8]) -> Result<
                     let (lo, hi) = bounds_i8(&op);
                     elementwise::add_i8(arena, [&x, &z, &y], [pair(0), pair(1), pair(2)], lo, hi)
                 }
+                #[cfg(feature = "f32")]
                 DType::F32 => {
                     let (lo, hi) = bounds_f32(&op);
                     elementwise::add_f32(arena, [&x, &z, &y], lo, hi)
                 }
+                #[cfg(not(feature = "f32"))]
+                DType::F32 => None,
             }
         }
         OpKind::Clamp => elementwise::clamp(arena, &x, &y, op.act_lo, op.act_hi),
@@ -123,13 +133,18 @@ fn weighted(model: &Model<'_>, op: &OpInfo, x: &TensorInfo, y: &TensorInfo, aren
         DType::I8 => {
             let (lo, hi) = bounds_i8(op);
             let quant = param(data, op.quant, g.oc * 8)?;
-            let a = QuantArith { input_zero: x.zero_point, bias, quant, output_zero: y.zero_point, lo, hi };
-            conv(&g, input, weights, out, &a)
+            let r = Requant { input_zero: x.zero_point, bias, quant, output_zero: y.zero_point, lo, hi };
+            if op.kind == OpKind::Dense {
+                dense_i8(input, weights, out, &r);
+                Some(())
+            } else {
+                conv_i8(&g, input, weights, out, &r)
+            }
         }
-        DType::F32 => {
-            let (lo, hi) = bounds_f32(op);
-            conv(&g, input, weights, out, &FloatArith { bias, lo, hi })
-        }
+        #[cfg(feature = "f32")]
+        DType::F32 => conv_f32(&g, input, weights, bias, out, bounds_f32(op)),
+        #[cfg(not(feature = "f32"))]
+        DType::F32 => None,
     }
 }
 
@@ -170,6 +185,7 @@ fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Opt
             let (lo, hi) = bounds_i8(op);
             pool(&g, input, out, &MaxI8 { lo, hi })
         }
+        #[cfg(feature = "f32")]
         (OpKind::MaxPool, DType::F32) => {
             let (lo, hi) = bounds_f32(op);
             pool(&g, input, out, &MaxF32 { lo, hi })
@@ -178,9 +194,12 @@ fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Opt
             let (lo, hi) = bounds_i8(op);
             pool(&g, input, out, &AvgI8 { zero_point: x.zero_point, count_pad, lo, hi })
         }
+        #[cfg(feature = "f32")]
         (_, DType::F32) => {
             let (lo, hi) = bounds_f32(op);
             pool(&g, input, out, &AvgF32 { count_pad, lo, hi })
         }
+        #[cfg(not(feature = "f32"))]
+        (_, DType::F32) => None,
     }
 }

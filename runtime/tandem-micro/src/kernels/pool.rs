@@ -1,6 +1,7 @@
 //! Max, average and global-average pooling on `[H, W, C]`, int8 and f32. Int8 pooling keeps
 //! the input's quantization, so it works on the quantized values directly.
 
+#[cfg(feature = "f32")]
 use crate::format::f32_at;
 
 /// Window geometry of one pooling op (global pooling is a window over the whole input).
@@ -39,6 +40,7 @@ fn store_i8(out: &mut [u8], v: i32) {
     }
 }
 
+#[cfg(feature = "f32")]
 fn store_f32(out: &mut [u8], v: f32) {
     if let Some(o) = out.get_mut(..4) {
         o.copy_from_slice(&v.to_le_bytes());
@@ -61,16 +63,18 @@ impl Reduce for MaxI8 {
         acc.max(i8_of(x))
     }
     fn finish(&self, acc: i32, _: usize, _: usize, out: &mut [u8]) {
-        store_i8(out, acc.clamp(self.lo, self.hi));
+        store_i8(out, acc.max(self.lo).min(self.hi));
     }
 }
 
 /// f32 max pooling.
+#[cfg(feature = "f32")]
 pub(crate) struct MaxF32 {
     pub lo: f32,
     pub hi: f32,
 }
 
+#[cfg(feature = "f32")]
 impl Reduce for MaxF32 {
     const BYTES: usize = 4;
     type Acc = f32;
@@ -96,32 +100,36 @@ pub(crate) struct AvgI8 {
 
 impl Reduce for AvgI8 {
     const BYTES: usize = 1;
-    type Acc = i64;
-    fn start(&self) -> i64 {
+    type Acc = i32;
+    fn start(&self) -> i32 {
         0
     }
-    fn add(&self, acc: i64, x: &[u8]) -> i64 {
-        acc + i64::from(i8_of(x))
+    fn add(&self, acc: i32, x: &[u8]) -> i32 {
+        // Windows hold at most 2^16 elements (validated): no overflow.
+        acc.wrapping_add(i8_of(x))
     }
-    fn finish(&self, acc: i64, valid: usize, total: usize, out: &mut [u8]) {
+    fn finish(&self, acc: i32, valid: usize, total: usize, out: &mut [u8]) {
         let (sum, count) = if self.count_pad {
-            (acc + i64::from(self.zero_point) * (total - valid) as i64, total as i64)
+            (acc.wrapping_add(self.zero_point.wrapping_mul((total - valid) as i32)), total as i32)
         } else {
-            (acc, valid as i64)
+            (acc, valid as i32)
         };
         let count = count.max(1);
-        let avg = if sum >= 0 { (sum + count / 2) / count } else { (sum - count / 2) / count };
-        store_i8(out, (avg.clamp(-128, 127) as i32).clamp(self.lo, self.hi));
+        let half = count / 2;
+        let avg = if sum >= 0 { sum.wrapping_add(half) / count } else { sum.wrapping_sub(half) / count };
+        store_i8(out, avg.clamp(-128, 127).max(self.lo).min(self.hi));
     }
 }
 
 /// f32 average pooling.
+#[cfg(feature = "f32")]
 pub(crate) struct AvgF32 {
     pub count_pad: bool,
     pub lo: f32,
     pub hi: f32,
 }
 
+#[cfg(feature = "f32")]
 impl Reduce for AvgF32 {
     const BYTES: usize = 4;
     type Acc = f32;
