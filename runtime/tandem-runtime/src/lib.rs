@@ -2,9 +2,42 @@
 //!
 //! The default backend is tract (pure Rust); ONNX Runtime is available behind the `ort`
 //! feature and is loaded dynamically at run time.
+//!
+//! ```no_run
+//! use tandem_runtime::{Session, SessionOptions, TensorView};
+//! let mut session = Session::load("peer.onnx", &SessionOptions::default())?;
+//! let input = vec![0f32; 2 * 64];
+//! let outputs = session.run(&[TensorView::new(vec![2, 64], &input)?])?;
+//! println!("{:?}", outputs.logits().map(|t| t.shape()));
+//! # Ok::<(), tandem_runtime::RuntimeError>(())
+//! ```
 
+pub mod assets;
+#[cfg(feature = "ort")]
+pub mod backend_ort;
+pub mod backend_tract;
+pub mod bench;
+pub mod compare;
+pub mod conformance;
+pub mod error;
+pub mod fuzzing;
+pub mod head;
+pub mod inspect;
 pub mod metadata;
+pub mod onnx;
+pub mod onnx_builder;
+pub mod ort_library;
+pub mod providers;
+pub mod session;
+pub mod tensor;
 
+pub use error::{BackendKind, RuntimeError};
+pub use head::{Head, HeadError};
 pub use metadata::{
     HeadSpec, InputSpec, Layout, MetaError, ModelMeta, Normalisation, OutputNames, Provenance, TensorDtype,
+    SIDECAR_VERSION,
 };
+pub use onnx::{Dim, IoSpec, OnnxModel};
+pub use providers::{CudaOptions, ExecutionProvider, OrtOptions, TensorRtOptions};
+pub use session::{Outputs, Session, SessionOptions};
+pub use tensor::{DataRef, Element, Tensor, TensorData, TensorView};

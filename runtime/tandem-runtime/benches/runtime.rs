@@ -1,0 +1,183 @@
+//! Runtime benchmarks, printed as the Markdown of docs/BENCHMARKS.md's runtime section:
+//!
+//! 1. `Session` overhead over calling tract directly (PaddleOCR text-direction classifier, batch 1,
+//!    one thread), measured side by side: the two alternate in rounds so machine load hits both.
+//! 2. tract vs ONNX Runtime (CPU provider) p50 latency at 1 and 2 threads, on that model and on
+//!    every peer under `models/`.
+//!
+//! `cargo bench -p tandem-runtime --features ort --bench runtime`
+//! (needs `tandem data fetch paddle-cls onnxruntime`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tandem_runtime::bench::LatencyStats;
+use tandem_runtime::{assets, BackendKind, Dim, OnnxModel, OrtOptions, Session, SessionOptions, TensorView};
+use tract_onnx::prelude::*;
+
+const ROUNDS: usize = 40;
+const RUNS_PER_ROUND: usize = 25;
+
+fn pseudo_random(len: usize) -> Vec<f32> {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn input_shape(session: &Session, batch: usize) -> Vec<usize> {
+    let dims = session.inputs()[0].shape.as_ref().expect("declared input shape");
+    dims.iter()
+        .enumerate()
+        .map(|(a, d)| {
+            if let Dim::Fixed(n) = d {
+                *n
+            } else if a == 0 {
+                batch
+            } else {
+                1
+            }
+        })
+        .collect()
+}
+
+/// tract as a user would call it without tandem-runtime: the same optimised plan and state, an input
+/// tensor built from the caller's slice on each call, the output read in place.
+struct DirectTract {
+    state: TypedSimpleState,
+}
+
+impl DirectTract {
+    fn load(path: &Path) -> Self {
+        let model = OnnxModel::decode(&std::fs::read(path).unwrap()).unwrap();
+        let inference =
+            tandem_runtime::backend_tract::inference_model(&model, None, &model.inputs()).unwrap();
+        let plan = inference.into_optimized().unwrap().into_runnable().unwrap();
+        Self { state: plan.spawn().unwrap() }
+    }
+
+    fn run(&mut self, shape: &[usize], x: &[f32]) -> f32 {
+        let input = Tensor::from_shape(shape, x).unwrap().into_tvalue();
+        let out = self.state.run(tvec![input]).unwrap();
+        out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()[0]
+    }
+}
+
+fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn overhead(model: &Path) {
+    let mut session = Session::load(model, &SessionOptions::default().with_threads(1)).unwrap();
+    let mut direct = DirectTract::load(model);
+    let shape = input_shape(&session, 1);
+    let x = pseudo_random(shape.iter().product());
+    let view = TensorView::new(shape.clone(), &x).unwrap();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut sink_direct, mut sink_session) = (0.0f32, 0.0f32);
+    let mut run_session = |sink: &mut f32| {
+        *sink += session.run(std::slice::from_ref(&view)).unwrap().tensors()[0].as_slice::<f32>().unwrap()[0]
+    };
+    // Warm both up, then alternate which goes first in each round.
+    for _ in 0..20 {
+        sink_direct += direct.run(&shape, &x);
+        run_session(&mut sink_session);
+    }
+    for round in 0..ROUNDS {
+        for direct_turn in [round % 2 == 0, round % 2 == 1] {
+            if direct_turn {
+                theirs.extend(time(RUNS_PER_ROUND, || sink_direct += direct.run(&shape, &x)));
+            } else {
+                ours.extend(time(RUNS_PER_ROUND, || run_session(&mut sink_session)));
+            }
+        }
+    }
+    let sink = sink_direct + sink_session;
+    let (o, t) = (LatencyStats::of(&ours).unwrap(), LatencyStats::of(&theirs).unwrap());
+    println!("### Session overhead over direct tract (PaddleOCR cls, batch 1, 1 thread)\n");
+    println!("| | runs | p50 (ms) | mean (ms) |");
+    println!("|---|---:|---:|---:|");
+    println!("| tract called directly | {} | {:.4} | {:.4} |", t.runs, ms(t.p50), ms(t.mean));
+    println!("| `tandem_runtime::Session` | {} | {:.4} | {:.4} |", o.runs, ms(o.p50), ms(o.mean));
+    println!(
+        "\nOverhead: {:+.2}% at p50, {:+.2}% on the mean (bar: at most 3%). (checksum {sink:.3})\n",
+        pct(o.p50, t.p50),
+        pct(o.mean, t.mean)
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn pct(a: Duration, b: Duration) -> f64 {
+    (a.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0
+}
+
+fn p50(model: &Path, options: &SessionOptions, batch: usize) -> Duration {
+    let mut s = Session::load(model, options).unwrap();
+    let shape = input_shape(&s, batch);
+    let x = pseudo_random(shape.iter().product());
+    let view = TensorView::new(shape, &x).unwrap();
+    let samples = tandem_runtime::bench::measure::<tandem_runtime::RuntimeError>(
+        10,
+        50,
+        Duration::from_secs(2),
+        || s.run(std::slice::from_ref(&view)).map(drop),
+    )
+    .unwrap();
+    LatencyStats::of(&samples).unwrap().p50
+}
+
+fn onnx_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.is_dir() {
+            onnx_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "onnx") {
+            out.push(p);
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    let paddle = assets::paddle_cls().unwrap_or_else(|e| panic!("{e}"));
+    let library = assets::ort_library().unwrap_or_else(|e| panic!("{e}"));
+    overhead(&paddle);
+    let mut models = vec![paddle];
+    onnx_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"), &mut models);
+    println!("### tract vs ONNX Runtime {} (CPU provider), batch 1, p50 latency\n", assets::ORT_VERSION);
+    println!("| model | threads | tract (ms) | ort (ms) | tract / ort |");
+    println!("|---|---:|---:|---:|---:|");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for model in &models {
+        let name = model.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| {
+            model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        });
+        for threads in [1, 2] {
+            let tract = p50(model, &SessionOptions::default().with_threads(threads), 1);
+            let ort_options = SessionOptions {
+                ort: OrtOptions { library: Some(library.clone()), ..OrtOptions::cpu() },
+                ..SessionOptions::for_backend(BackendKind::Ort).with_threads(threads)
+            };
+            let ort = p50(model, &ort_options, 1);
+            println!(
+                "| {name} | {threads} | {:.3} | {:.3} | {:.2} |",
+                ms(tract),
+                ms(ort),
+                tract.as_secs_f64() / ort.as_secs_f64()
+            );
+        }
+    }
+}

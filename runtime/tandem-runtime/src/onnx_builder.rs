@@ -1,0 +1,176 @@
+//! A small ONNX model builder over `tract_onnx::pb`, for tests, fuzz seeds and tools that write
+//! tiny graphs (a head, a conformance case).
+
+use crate::metadata::TensorDtype;
+use crate::onnx::{tensor_to_proto, Dim};
+use crate::tensor::Tensor;
+use prost::Message;
+use tract_onnx::pb::{
+    self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto, ValueInfoProto,
+};
+
+/// The ONNX element type of a tandem dtype.
+pub fn onnx_data_type(dtype: TensorDtype) -> DataType {
+    match dtype {
+        TensorDtype::F32 => DataType::Float,
+        TensorDtype::F16 => DataType::Float16,
+        TensorDtype::I8 => DataType::Int8,
+        TensorDtype::U8 => DataType::Uint8,
+        TensorDtype::I64 => DataType::Int64,
+    }
+}
+
+/// A node attribute.
+#[derive(Debug, Clone)]
+pub enum AttrValue {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+    Tensor(Tensor),
+}
+
+/// Builds a single-graph ONNX model.
+#[derive(Debug, Clone)]
+pub struct ModelBuilder {
+    graph: GraphProto,
+    opset: i64,
+}
+
+fn value_info(name: &str, dtype: TensorDtype, shape: &[Dim]) -> ValueInfoProto {
+    use tensor_shape_proto::{dimension::Value, Dimension};
+    let dim = shape
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => Value::DimValue(*n as i64),
+                Dim::Symbolic(s) => Value::DimParam(s.clone()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: onnx_data_type(dtype) as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl ModelBuilder {
+    /// An empty graph at `opset`.
+    pub fn new(opset: i64) -> Self {
+        Self { graph: GraphProto { name: "tandem".into(), ..Default::default() }, opset }
+    }
+
+    /// Declare a graph input.
+    pub fn input(mut self, name: &str, dtype: TensorDtype, shape: &[Dim]) -> Self {
+        self.graph.input.push(value_info(name, dtype, shape));
+        self
+    }
+
+    /// Declare a graph output.
+    pub fn output(mut self, name: &str, dtype: TensorDtype, shape: &[Dim]) -> Self {
+        self.graph.output.push(value_info(name, dtype, shape));
+        self
+    }
+
+    /// Add an initializer.
+    pub fn initializer(mut self, name: &str, tensor: &Tensor) -> Self {
+        self.graph.initializer.push(tensor_to_proto(name, tensor));
+        self
+    }
+
+    /// Add a node in the default domain.
+    pub fn node(
+        mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: &[(&str, AttrValue)],
+    ) -> Self {
+        let attribute = attrs
+            .iter()
+            .map(|(k, v)| {
+                let mut a = AttributeProto { name: k.to_string(), ..Default::default() };
+                match v {
+                    AttrValue::Int(i) => (a.r#type, a.i) = (AttributeType::Int as i32, *i),
+                    AttrValue::Float(f) => (a.r#type, a.f) = (AttributeType::Float as i32, *f),
+                    AttrValue::Ints(v) => (a.r#type, a.ints) = (AttributeType::Ints as i32, v.clone()),
+                    AttrValue::Tensor(t) => {
+                        (a.r#type, a.t) = (AttributeType::Tensor as i32, Some(tensor_to_proto("", t)))
+                    }
+                }
+                a
+            })
+            .collect();
+        self.graph.node.push(NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            attribute,
+            ..Default::default()
+        });
+        self
+    }
+
+    /// The model protobuf.
+    pub fn proto(self) -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            producer_name: "tandem-runtime".into(),
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: self.opset }],
+            graph: Some(self.graph),
+            ..Default::default()
+        }
+    }
+
+    /// The encoded model.
+    pub fn build(self) -> Vec<u8> {
+        self.proto().encode_to_vec()
+    }
+}
+
+/// A Tandem-shaped peer for tests: `input [N, inputs]` → Gemm + Relu → `features [N, features]` →
+/// Gemm `head` → `logits [N, classes]`, weights from a fixed formula.
+pub fn tiny_peer(inputs: usize, features: usize, classes: usize) -> Vec<u8> {
+    let n = || Dim::Symbolic("N".into());
+    let f32s = |len: usize, scale: f32| -> Vec<f32> {
+        (0..len).map(|i| ((i * 7 + 3) % 11) as f32 / 11.0 * scale - scale / 2.0).collect()
+    };
+    let t = |shape: Vec<usize>, scale: f32| {
+        let len = shape.iter().product();
+        Tensor::new(shape, f32s(len, scale)).expect("shape matches length")
+    };
+    ModelBuilder::new(13)
+        .input("input", TensorDtype::F32, &[n(), Dim::Fixed(inputs)])
+        .output("logits", TensorDtype::F32, &[n(), Dim::Fixed(classes)])
+        .output("features", TensorDtype::F32, &[n(), Dim::Fixed(features)])
+        .initializer("body.weight", &t(vec![features, inputs], 1.0))
+        .initializer("body.bias", &t(vec![features], 0.2))
+        .initializer("head.weight", &t(vec![classes, features], 2.0))
+        .initializer("head.bias", &t(vec![classes], 0.5))
+        .node(
+            "Gemm",
+            "body",
+            &["input", "body.weight", "body.bias"],
+            &["pre"],
+            &[("transB", AttrValue::Int(1))],
+        )
+        .node("Relu", "act", &["pre"], &["features"], &[])
+        .node(
+            "Gemm",
+            "head",
+            &["features", "head.weight", "head.bias"],
+            &["logits"],
+            &[("transB", AttrValue::Int(1))],
+        )
+        .build()
+}
