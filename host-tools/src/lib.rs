@@ -2,5 +2,9 @@
 //! reusable pieces (datasets, training, export, packing) live in their own modules so the
 //! cross-crate tests can call them directly.
 
+pub mod adapt;
 pub mod cmd;
 pub mod data;
+pub mod export;
+pub mod pack;
+pub mod train;

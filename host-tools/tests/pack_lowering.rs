@@ -116,7 +116,12 @@ fn every_supported_op_matches_tract() {
     }
     // BatchNorm after a pool (no conv to fold into), Mul and Add by constants: three depthwise
     // 1x1 convolutions.
-    let pointwise = f.graph.ops.iter().filter(|op| matches!(op.kind, Kind::Conv { window, groups: 4 } if window.kernel == [1, 1])).count();
+    let pointwise = f
+        .graph
+        .ops
+        .iter()
+        .filter(|op| matches!(op.kind, Kind::Conv { window, groups: 4 } if window.kernel == [1, 1]))
+        .count();
     assert_eq!(pointwise, 3, "{k:?}");
     let samples = Rng::new(9).samples(30, 400, -1.0, 1.0);
     let diff = max_diff_vs_tract(&onnx, &f.blob, &[4, 10, 10], &samples);
@@ -130,12 +135,19 @@ fn every_supported_op_matches_tract() {
 
 #[test]
 fn arena_is_within_five_percent_of_the_lower_bound() {
-    for (onnx, len) in [(cnn8(&mut Rng::new(10)), 64), (imu1d(&mut Rng::new(11)), 240), (zoo(&mut Rng::new(12)), 400)] {
+    for (onnx, len) in
+        [(cnn8(&mut Rng::new(10)), 64), (imu1d(&mut Rng::new(11)), 240), (zoo(&mut Rng::new(12)), 400)]
+    {
         let (f, q, _) = both(&onnx, len, 13);
         for p in [&f, &q] {
             let r = &p.report;
             assert!(r.arena_bytes >= r.lower_bound);
-            assert!(r.arena_bytes as f64 <= 1.05 * r.lower_bound as f64, "arena {} vs bound {}", r.arena_bytes, r.lower_bound);
+            assert!(
+                r.arena_bytes as f64 <= 1.05 * r.lower_bound as f64,
+                "arena {} vs bound {}",
+                r.arena_bytes,
+                r.lower_bound
+            );
             assert!(r.in_place >= 1, "the Flatten runs in place");
         }
         // A naive plan (every tensor its own bytes) would need the sum of all tensors.
@@ -191,7 +203,10 @@ fn unsupported_ops_name_the_op_and_the_node() {
         .build();
     let calib = rng.samples(4, 8, -1.0, 1.0);
     let err = pack(&onnx, None, &calib, &options(false)).unwrap_err();
-    assert!(matches!(&err, PackError::Unsupported { op, node, .. } if op == "Sigmoid" && node == "squash"), "{err}");
+    assert!(
+        matches!(&err, PackError::Unsupported { op, node, .. } if op == "Sigmoid" && node == "squash"),
+        "{err}"
+    );
     assert!(err.to_string().contains("Sigmoid") && err.to_string().contains("squash"));
 
     let onnx = pack_support::builder(&[2, 8, 8], 4, 4)
@@ -202,7 +217,10 @@ fn unsupported_ops_name_the_op_and_the_node() {
         .node("Identity", "id", &["features"], &["logits"], &[])
         .build();
     let err = pack(&onnx, None, &rng.samples(4, 128, -1.0, 1.0), &options(false)).unwrap_err();
-    assert!(matches!(&err, PackError::Unsupported { op, node, reason } if op == "Conv" && node == "dilated" && reason.contains("dilation")), "{err}");
+    assert!(
+        matches!(&err, PackError::Unsupported { op, node, reason } if op == "Conv" && node == "dilated" && reason.contains("dilation")),
+        "{err}"
+    );
 
     // A flattened [C, H, W] tensor may only feed a Gemm/MatMul.
     let onnx = pack_support::builder(&[2, 4, 4], 32, 32)
@@ -221,12 +239,17 @@ fn over_budget_is_an_error_with_the_numbers() {
     let fits = pack(&onnx, None, &calib, &options(false)).unwrap().report;
     let tight = PackOptions { max_ram: Some(fits.arena_bytes - 1), ..options(false) };
     match pack(&onnx, None, &calib, &tight) {
-        Err(PackError::OverBudget { need, budget, .. }) => assert_eq!((need, budget), (fits.arena_bytes, fits.arena_bytes - 1)),
+        Err(PackError::OverBudget { need, budget, .. }) => {
+            assert_eq!((need, budget), (fits.arena_bytes, fits.arena_bytes - 1))
+        }
         other => panic!("{other:?}"),
     }
     let tight = PackOptions { max_flash: Some(1000), ..options(false) };
     let err = pack(&onnx, None, &calib, &tight).unwrap_err();
-    assert!(err.to_string().contains(&fits.flash_bytes.to_string()) && err.to_string().contains("1000"), "{err}");
+    assert!(
+        err.to_string().contains(&fits.flash_bytes.to_string()) && err.to_string().contains("1000"),
+        "{err}"
+    );
     // The f32 model needs about four times the arena.
     let f = pack(&onnx, None, &calib, &options(true)).unwrap().report;
     assert!(f.arena_bytes >= 3 * fits.arena_bytes);

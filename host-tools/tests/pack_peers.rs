@@ -33,7 +33,11 @@ fn peers(dataset: &str) -> Vec<(PathBuf, ModelMeta)> {
         }
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(!found.is_empty(), "no {dataset} peer with a sidecar under {}: the reference peers must be committed there", root.display());
+    assert!(
+        !found.is_empty(),
+        "no {dataset} peer with a sidecar under {}: the reference peers must be committed there",
+        root.display()
+    );
     found
 }
 
@@ -46,7 +50,9 @@ fn data(name: &str, seed: u64, part: Option<Part>) -> tandem_cli::data::Dataset 
         Some(part) => calib::split(name, seed, part).map_err(|e| e.to_string()),
         None => tandem_cli::data::load(name).map_err(|e| e.to_string()),
     };
-    loaded.unwrap_or_else(|e| panic!("{name}: {e} (fetch it with: cargo run -p tandem-cli -- data fetch --all)"))
+    loaded.unwrap_or_else(|e| {
+        panic!("{name}: {e} (fetch it with: cargo run -p tandem-cli -- data fetch --all)")
+    })
 }
 
 fn samples(d: &tandem_cli::data::Dataset, max: usize) -> Vec<Vec<f32>> {
@@ -56,7 +62,9 @@ fn samples(d: &tandem_cli::data::Dataset, max: usize) -> Vec<Vec<f32>> {
 
 fn accuracy(blob: &[u8], d: &tandem_cli::data::Dataset) -> f64 {
     let mut model = HostModel::new(blob).unwrap();
-    let correct = (0..d.len()).filter(|&i| model.run(d.sample(i).unwrap()).unwrap().class == usize::from(d.y[i])).count();
+    let correct = (0..d.len())
+        .filter(|&i| model.run(d.sample(i).unwrap()).unwrap().class == usize::from(d.y[i]))
+        .count();
     correct as f64 / d.len() as f64
 }
 

@@ -89,7 +89,7 @@ impl Peer {
     /// Run the backbone over `raw` (whole samples, flat) and return their features.
     pub fn features(&mut self, raw: &[f32]) -> Result<Features> {
         let per = self.sample_len();
-        if per == 0 || raw.len() % per != 0 {
+        if per == 0 || !raw.len().is_multiple_of(per) {
             bail!("{} values are not whole samples of {per} for peer {}", raw.len(), self.path.display());
         }
         let dim = self.head.features;

@@ -1,3 +1,12 @@
 //! One module per `tandem` subcommand: each has an `Args` (clap) and a `run`.
 
+pub mod adapt;
+pub mod bench;
+pub mod check;
 pub mod data;
+pub mod distill;
+pub mod export;
+pub mod fleet_merge;
+pub mod inspect;
+pub mod node;
+pub mod pack;

@@ -89,10 +89,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let test = calib::split(name, seed, calib::Part::Test)?;
         let n = args.fixture_samples.clamp(1, test.len().max(1));
         let picks: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
-        let samples: Vec<Vec<f32>> = picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
+        let samples: Vec<Vec<f32>> =
+            picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
         let labels: Vec<u8> = picks.iter().map(|&i| test.y[i]).collect();
         let f = fixture::write(&packed.blob, &samples, &labels, dir)?;
-        println!("  fixture          {} ({} samples of {name}'s test split, {}/{} correct on the host)", dir.display(), f.samples, f.correct, f.samples);
+        println!(
+            "  fixture          {} ({} samples of {name}'s test split, {}/{} correct on the host)",
+            dir.display(),
+            f.samples,
+            f.correct,
+            f.samples
+        );
     }
     Ok(())
 }

@@ -53,13 +53,12 @@ pub fn peer_model(
     let tensors: std::collections::HashMap<String, candle_core::Tensor> =
         peer.named_tensors()?.into_iter().collect();
     let mut graph = GraphProto { name: format!("tandem-{}", spec.arch), ..Default::default() };
-    let mut add_init =
-        |graph: &mut GraphProto, name: &str| -> Result<String, crate::train::model::ModelError> {
-            let t = &tensors[name];
-            let values = t.flatten_all()?.to_vec1::<f32>()?;
-            graph.initializer.push(initializer(name, t.dims(), &values, precision));
-            Ok(name.to_owned())
-        };
+    let add_init = |graph: &mut GraphProto, name: &str| -> Result<String, crate::train::model::ModelError> {
+        let t = &tensors[name];
+        let values = t.flatten_all()?.to_vec1::<f32>()?;
+        graph.initializer.push(initializer(name, t.dims(), &values, precision));
+        Ok(name.to_owned())
+    };
 
     let mut current = INPUT.to_owned();
     let last = spec.layers.len() - 1;

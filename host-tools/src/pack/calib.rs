@@ -15,7 +15,7 @@ pub fn load(source: &str, sample_len: usize, max: usize, seed: u64) -> Result<Ve
     let calib = |m: String| PackError::Calibration(m);
     let (values, shape) = if source.ends_with(".npy") || Path::new(source).is_file() {
         let array = crate::data::npy::read(Path::new(source)).map_err(|e| calib(format!("{source}: {e}")))?;
-        (array.to_f32(), array.shape.clone())
+        (array.data.to_f32(), array.shape.clone())
     } else {
         let data = crate::data::load(source).map_err(|e| calib(e.to_string()))?;
         let train = data.split(seed, 0.1, 0.1).map_err(|e| calib(e.to_string()))?.train;
@@ -53,7 +53,11 @@ pub enum Part {
 pub fn split(name: &str, seed: u64, part: Part) -> Result<crate::data::Dataset, PackError> {
     let err = |e: crate::data::DataError| PackError::Calibration(e.to_string());
     let data = crate::data::load(name).map_err(err)?;
-    let splits = if data.groups.is_some() { data.split_by_subject(seed, 0.1, 0.1) } else { data.split(seed, 0.1, 0.1) };
+    let splits = if data.groups.is_some() {
+        data.split_by_subject(seed, 0.1, 0.1)
+    } else {
+        data.split(seed, 0.1, 0.1)
+    };
     let splits = splits.map_err(err)?;
     Ok(match part {
         Part::Train => splits.train,

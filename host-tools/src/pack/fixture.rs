@@ -20,7 +20,8 @@ pub struct Fixture {
 pub fn write(blob: &[u8], samples: &[Vec<f32>], labels: &[u8], dir: &Path) -> Result<Fixture, PackError> {
     let fixture = run(blob, samples, labels)?;
     let io = |path: &Path, bytes: &[u8]| {
-        crate::data::write_atomic(path, bytes).map_err(|source| PackError::Io { path: path.to_owned(), source })
+        crate::data::write_atomic(path, bytes)
+            .map_err(|source| PackError::Io { path: path.to_owned(), source })
     };
     std::fs::create_dir_all(dir).map_err(|source| PackError::Io { path: dir.to_owned(), source })?;
     io(&dir.join("model.tdm"), blob)?;

@@ -769,7 +769,6 @@ impl Lowering {
         shift: Vec<f32>,
     ) -> Result<(), PackError> {
         let name = node_name(node);
-        let input = node.input.first().map_or("", |s| s.as_str());
         let x = self.dense_input(node, 0)?;
         let c = x.shape[0];
         let broadcast = |v: Vec<f32>| -> Result<Vec<f32>, PackError> {
@@ -906,7 +905,7 @@ impl Lowering {
             )
         })?;
         let features = find(&options.features).unwrap_or(logits);
-        let mut resolve = |name: &str| -> Result<usize, PackError> {
+        let resolve = |name: &str| -> Result<usize, PackError> {
             let v = self.values.get(&self.canonical(name)).cloned().ok_or_else(|| {
                 PackError::unsupported("graph", name, "output is not computed by a supported node")
             })?;
@@ -919,8 +918,8 @@ impl Lowering {
             }
             Ok(v.tensor)
         };
-        self.graph.logits = resolve(logits)?;
-        self.graph.features = resolve(features)?;
+        let (l, f) = (resolve(logits)?, resolve(features)?);
+        (self.graph.logits, self.graph.features) = (l, f);
         Ok(())
     }
 

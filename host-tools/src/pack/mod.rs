@@ -183,7 +183,7 @@ pub fn pack(
             max_diff = max_diff.max((a - b).abs());
         }
         let scale = logits.iter().chain(&features).fold(1f32, |m, v| m.max(v.abs()));
-        if !(max_diff <= 1e-3 * scale) {
+        if max_diff.is_nan() || max_diff > 1e-3 * scale {
             return Err(PackError::Mismatch(format!("f32 outputs differ from tract by {max_diff}")));
         }
         f32_classes.push(ours.class);

@@ -73,7 +73,8 @@ pub fn plan(graph: &Graph, elem: usize) -> Plan {
         .unwrap_or(0);
 
     // Greedy placement under a few orders; keep the smallest arena.
-    let orders: [fn(&Buffer) -> (i64, i64); 3] = [
+    type SortKey = fn(&Buffer) -> (i64, i64);
+    let orders: [SortKey; 3] = [
         |b| (-(b.size as i64), b.def as i64),
         |b| (b.def as i64, -(b.size as i64)),
         |b| (-((b.last - b.def) as i64), -(b.size as i64)),
@@ -113,10 +114,10 @@ pub fn plan(graph: &Graph, elem: usize) -> Plan {
     }
     let (arena, offset) = best.unwrap_or_default();
     let mut offsets = vec![0u32; n];
-    for t in 0..n {
+    for (t, slot) in offsets.iter_mut().enumerate() {
         let root = find(&mut parent, t);
         if let Some(k) = live.iter().position(|(i, _)| *i == root) {
-            offsets[t] = offset[k] as u32;
+            *slot = offset[k] as u32;
         }
     }
     Plan { offsets, arena, lower_bound, in_place }

@@ -54,9 +54,8 @@ pub fn tensor_quants(graph: &Graph, ranges: &[(f32, f32)]) -> Vec<TensorQuant> {
     }
     let mut group_range = vec![(f32::INFINITY, f32::NEG_INFINITY); n];
     let mut fixed = vec![false; n];
-    for t in 0..n {
+    for (t, &(lo, hi)) in ranges.iter().enumerate().take(n) {
         let root = find(&mut parent, t);
-        let (lo, hi) = ranges[t];
         group_range[root] = (group_range[root].0.min(lo), group_range[root].1.max(hi));
     }
     for op in graph.ops.iter().filter(|op| op.kind == Kind::Softmax) {

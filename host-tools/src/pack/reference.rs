@@ -66,8 +66,8 @@ impl Reference {
         let tensor = Tensor::from_shape(&self.input_shape, input).map_err(err)?;
         let out = self.plan.run(tvec!(tensor.into_tvalue())).map_err(err)?;
         let get = |i: usize| -> Result<Vec<f32>, PackError> {
-            let v = out.get(i).ok_or_else(|| err("missing output"))?;
-            Ok(v.as_slice::<f32>().map_err(err)?.to_vec())
+            let t: &Tensor = out.get(i).ok_or_else(|| err("missing output"))?;
+            Ok(t.try_as_plain_ram().map_err(err)?.as_slice::<f32>().map_err(err)?.to_vec())
         };
         Ok((get(self.outputs.0)?, get(self.outputs.1)?))
     }

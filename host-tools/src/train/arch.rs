@@ -220,7 +220,7 @@ impl Layer {
             },
             Layer::Relu => Ok(input.to_vec()),
             Layer::MaxPool2 => {
-                if input.len() != 3 || input[1] % 2 != 0 || input[2] % 2 != 0 {
+                if input.len() != 3 || !input[1].is_multiple_of(2) || !input[2].is_multiple_of(2) {
                     return Err(format!("2x2 max pooling needs [C, even H, even W], got {input:?}"));
                 }
                 Ok(vec![input[0], input[1] / 2, input[2] / 2])

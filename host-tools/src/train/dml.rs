@@ -98,9 +98,9 @@ impl DistillConfig {
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
             return bad("--lambda must be a non-negative number");
         }
-        if !(self.lr.is_finite() && self.lr > 0.0)
-            || !(self.weight_decay.is_finite() && self.weight_decay >= 0.0)
-        {
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0;
+        let decay_ok = self.weight_decay.is_finite() && self.weight_decay >= 0.0;
+        if !(lr_ok && decay_ok) {
             return bad("--lr must be positive and the weight decay non-negative");
         }
         if self.limit == Some(0) {
@@ -697,7 +697,8 @@ mod tests {
     use super::*;
 
     fn t(v: &[[f32; 3]]) -> Tensor {
-        Tensor::new(v, &Device::Cpu).unwrap()
+        let flat: Vec<f32> = v.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (v.len(), 3), &Device::Cpu).unwrap()
     }
 
     #[test]

@@ -78,7 +78,11 @@ pub fn load_target(name: &str, source: &TrainData) -> Result<Split, SourceError>
         message,
     };
     if target.sample_len() != source.sample_len {
-        return Err(mismatch(format!("{} values per sample, not {}", target.sample_len(), source.sample_len)));
+        return Err(mismatch(format!(
+            "{} values per sample, not {}",
+            target.sample_len(),
+            source.sample_len
+        )));
     }
     if target.labels != source.labels {
         return Err(mismatch(format!("labels {:?}, not {:?}", target.labels, source.labels)));

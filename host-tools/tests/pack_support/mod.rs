@@ -79,7 +79,13 @@ pub fn cnn8(rng: &mut Rng) -> Vec<u8> {
         .node("Conv", "c1", &["input", "c1.w", "c1.b"], &["c1"], &[("pads", ints(&[1, 1, 1, 1]))])
         .node("BatchNormalization", "bn", &["c1", "bn.scale", "bn.bias", "bn.mean", "bn.var"], &["bn"], &[])
         .node("Relu", "r1", &["bn"], &["r1"], &[])
-        .node("MaxPool", "p1", &["r1"], &["p1"], &[("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2]))])
+        .node(
+            "MaxPool",
+            "p1",
+            &["r1"],
+            &["p1"],
+            &[("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2]))],
+        )
         .node(
             "Conv",
             "c2",
@@ -139,7 +145,13 @@ pub fn zoo(rng: &mut Rng) -> Vec<u8> {
         .initializer("head.weight", &rng.tensor(&[5, 6], 0.5))
         .initializer("head.bias", &rng.tensor(&[5], 0.1));
     batch_norm(b, rng, "bn", c)
-        .node("Conv", "dw", &["input", "dw.w", "dw.b"], &["dw"], &[("group", int(c as i64)), ("pads", ints(&[1, 1, 1, 1]))])
+        .node(
+            "Conv",
+            "dw",
+            &["input", "dw.w", "dw.b"],
+            &["dw"],
+            &[("group", int(c as i64)), ("pads", ints(&[1, 1, 1, 1]))],
+        )
         .node("Clip", "relu6", &["dw", "zero", "six"], &["a"], &[])
         .node("Conv", "g", &["a", "g.w", "g.b"], &["g"], &[("group", int(2)), ("pads", ints(&[1, 1, 1, 1]))])
         .node("Add", "res", &["a", "g"], &["res"], &[])
@@ -148,7 +160,12 @@ pub fn zoo(rng: &mut Rng) -> Vec<u8> {
             "ap1",
             &["res"],
             &["ap1"],
-            &[("kernel_shape", ints(&[2, 2])), ("strides", ints(&[1, 1])), ("pads", ints(&[1, 1, 0, 0])), ("count_include_pad", int(1))],
+            &[
+                ("kernel_shape", ints(&[2, 2])),
+                ("strides", ints(&[1, 1])),
+                ("pads", ints(&[1, 1, 0, 0])),
+                ("count_include_pad", int(1)),
+            ],
         )
         .node("BatchNormalization", "bn", &["ap1", "bn.scale", "bn.bias", "bn.mean", "bn.var"], &["bn"], &[])
         .node("Mul", "mul", &["bn", "mul"], &["m"], &[])

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod latency;
 pub mod logging;
 pub mod msg;

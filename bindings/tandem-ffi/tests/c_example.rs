@@ -1,0 +1,122 @@
+//! The C example (`examples/c/tandem_example.c`) compiled with gcc against `libtandem_ffi.a`
+//! and run on real UCI digits: its predictions must equal the Rust engine's on the same stream
+//! and order, and its own checks (errors, NaN, restart, corrupt snapshot) must pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tandem_ros::engine::{Engine, EngineOptions, SourceStats};
+
+/// `target/<profile>`: the test binary lives in `target/<profile>/deps`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_owned()
+}
+
+/// Two mutually trained MNIST8 peers under models/ (by their sidecars' provenance).
+fn mnist8_pair() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "onnx") {
+                if let Ok(Some(meta)) = tandem_runtime::ModelMeta::load_for_model(&path) {
+                    if meta
+                        .provenance
+                        .as_ref()
+                        .is_some_and(|p| p.dataset == "mnist8" && p.training.starts_with("mutual"))
+                    {
+                        found.push(path);
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    assert!(found.len() >= 2, "no mutually trained MNIST8 pair with sidecars under {}", root.display());
+    found.truncate(2);
+    found
+}
+
+/// The reference MNIST8 peers and their source statistics (measured on MNIST8's training split,
+/// as `tandem node` and `tandem adapt` measure them).
+fn peers_and_sources(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let peers = mnist8_pair();
+    let config = tandem_ros::config::NodeConfig { peers: peers.clone(), ..Default::default() };
+    let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
+    let stats: SourceStats = tandem_cli::cmd::node::source_stats(&config, &mut loaded)
+        .expect("source statistics (fetch the data with: tandem data fetch mnist8)");
+    let path = dir.join("mnist8.tdss");
+    stats.save(&path).unwrap();
+    (peers, path)
+}
+
+#[test]
+fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (peers, sources) = peers_and_sources(dir.path());
+    let digits = tandem_cli::data::load("optdigits").expect("UCI digits (run `tandem data fetch optdigits`)");
+    let n = 300;
+    let stream = &digits.x[..n * digits.sample_len()];
+    let stream_path = dir.path().join("stream.f32");
+    std::fs::write(&stream_path, stream.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+
+    // What the Rust engine predicts on the same stream.
+    let options = EngineOptions::default();
+    let stats = SourceStats::load(&sources).unwrap();
+    let mut engine = Engine::new(Engine::load_peers(&peers, &options).unwrap(), &stats, &options).unwrap();
+    let want: Vec<(usize, f32)> = stream
+        .chunks(digits.sample_len())
+        .map(|s| {
+            let v = engine.run(s).unwrap().verdict;
+            (v.class, v.probs[v.class])
+        })
+        .collect();
+
+    let lib = profile_dir().join("libtandem_ffi.a");
+    assert!(lib.exists(), "{} was not built (cargo builds the staticlib with the crate)", lib.display());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.path().join("tandem_example");
+    let gcc = Command::new("gcc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
+        .arg(manifest.join("include"))
+        .arg(manifest.join("examples/c/tandem_example.c"))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("gcc runs (apt-get install gcc)");
+    assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
+
+    let run = Command::new(&exe)
+        .args([&peers[0], &peers[1], &sources, &stream_path])
+        .arg(n.to_string())
+        .arg(dir.path().join("state.snap"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the C example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got: Vec<(usize, f32)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("pred "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got.len(), n, "{stdout}");
+    for (i, ((gc, gp), (wc, wp))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(gc, wc, "sample {i}");
+        assert!((gp - wp).abs() <= 5e-7, "sample {i}: confidence {gp} vs {wp} (printed to 6 decimals)");
+    }
+    assert!(stdout.contains("0 checks failed"), "{stdout}");
+    assert!(stdout.contains("error TANDEM_ERR_IO: "), "errors come with a message:\n{stdout}");
+    assert!(dir.path().join("state.snap").exists());
+}

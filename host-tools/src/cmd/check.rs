@@ -1,0 +1,247 @@
+//! `tandem check MODEL [--input FILE.npy ... | --random N]`: the same inputs through every available
+//! backend; max abs and rel difference per output; non-zero exit beyond tolerance.
+
+use crate::data::npy::{self, NpyData};
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use tandem_runtime::compare::{diff, Diff};
+use tandem_runtime::{
+    BackendKind, Dim, IoSpec, OrtOptions, Session, SessionOptions, Tensor, TensorData, TensorDtype,
+    TensorView,
+};
+
+/// Arguments of `tandem check`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Input tensors as NPY files, one per model input in order, fed as they are (already
+    /// normalised). f32 arrays feed f16 inputs after conversion.
+    #[arg(long, conflicts_with = "random")]
+    pub input: Vec<PathBuf>,
+    /// Instead, N random samples (uniform in [-1, 1) for floats, the full range for integers).
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+    /// Seed of the random samples.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest absolute difference allowed (every output; integers differ by at least 1).
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+    /// ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, Tandem's cache).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Session options for `backend`, with `threads` and an optional ONNX Runtime library.
+pub fn session_options(
+    backend: BackendKind,
+    threads: Option<usize>,
+    ort_lib: Option<&Path>,
+) -> SessionOptions {
+    SessionOptions {
+        threads,
+        ort: OrtOptions { library: ort_lib.map(Path::to_path_buf), ..OrtOptions::cpu() },
+        ..SessionOptions::for_backend(backend)
+    }
+}
+
+/// The concrete shape of `spec` for a batch of `batch` samples (only the batch axis may be free).
+pub fn concrete_shape(spec: &IoSpec, batch: usize) -> anyhow::Result<Vec<usize>> {
+    let Some(dims) = &spec.shape else { bail!("input `{}` declares no shape; pass --input", spec.name) };
+    dims.iter()
+        .enumerate()
+        .map(|(axis, d)| match d {
+            Dim::Fixed(n) => Ok(*n),
+            Dim::Symbolic(_) if axis == 0 => Ok(batch),
+            Dim::Symbolic(s) => {
+                bail!("input `{}` has a free dimension `{s}` on axis {axis}; pass --input", spec.name)
+            }
+        })
+        .collect()
+}
+
+/// A random tensor for `spec` with `batch` samples (xorshift from `seed`).
+pub fn random_input(spec: &IoSpec, batch: usize, seed: u64) -> anyhow::Result<Tensor> {
+    let shape = concrete_shape(spec, batch)?;
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let unit = |x: u64| (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let dtype = spec.dtype.with_context(|| format!("input `{}` is {}", spec.name, spec.onnx_type))?;
+    let data = match dtype {
+        TensorDtype::F32 => TensorData::F32((0..n).map(|_| unit(next())).collect()),
+        TensorDtype::F16 => TensorData::F16((0..n).map(|_| half::f16::from_f32(unit(next()))).collect()),
+        TensorDtype::I8 => TensorData::I8((0..n).map(|_| next() as i8).collect()),
+        TensorDtype::U8 => TensorData::U8((0..n).map(|_| next() as u8).collect()),
+        TensorDtype::I64 => TensorData::I64((0..n).map(|_| (next() % 1000) as i64).collect()),
+    };
+    Ok(Tensor::from_data(shape, data)?)
+}
+
+/// Read an NPY file as the tensor `spec` takes.
+pub fn npy_input(path: &Path, spec: &IoSpec) -> anyhow::Result<Tensor> {
+    let array = npy::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let dtype = spec.dtype.with_context(|| format!("input `{}` is {}", spec.name, spec.onnx_type))?;
+    let data = match (dtype, array.data) {
+        (TensorDtype::F32, NpyData::F32(v)) => TensorData::F32(v),
+        (TensorDtype::F32, NpyData::F64(v)) => TensorData::F32(v.into_iter().map(|x| x as f32).collect()),
+        (TensorDtype::F16, NpyData::F32(v)) => {
+            TensorData::F16(v.into_iter().map(half::f16::from_f32).collect())
+        }
+        (TensorDtype::I8, NpyData::I8(v)) => TensorData::I8(v),
+        (TensorDtype::U8, NpyData::U8(v)) => TensorData::U8(v),
+        (TensorDtype::I64, NpyData::I64(v)) => TensorData::I64(v),
+        (want, got) => bail!(
+            "{}: input `{}` takes {want:?}, the file holds {}",
+            path.display(),
+            spec.name,
+            npy_kind(&got)
+        ),
+    };
+    Ok(Tensor::from_data(array.shape, data)?)
+}
+
+fn npy_kind(data: &NpyData) -> &'static str {
+    match data {
+        NpyData::U8(_) => "u8",
+        NpyData::I8(_) => "i8",
+        NpyData::U16(_) => "u16",
+        NpyData::I16(_) => "i16",
+        NpyData::U32(_) => "u32",
+        NpyData::I32(_) => "i32",
+        NpyData::U64(_) => "u64",
+        NpyData::I64(_) => "i64",
+        NpyData::F32(_) => "f32",
+        NpyData::F64(_) => "f64",
+    }
+}
+
+/// One output compared between the reference backend (tract) and another.
+#[derive(Debug, Clone)]
+pub struct OutputDiff {
+    pub backend: BackendKind,
+    pub output: String,
+    pub diff: Diff,
+}
+
+/// Per-output differences, and the backends that could not load with the reason.
+pub type Comparison = (Vec<OutputDiff>, Vec<(BackendKind, String)>);
+
+/// Run `inputs` through tract and every other backend that loads; compare each output to tract's.
+/// Backends that cannot load are returned with the reason.
+pub fn compare_backends(
+    model: &Path,
+    inputs: &[Tensor],
+    ort_lib: Option<&Path>,
+) -> anyhow::Result<Comparison> {
+    let views: Vec<TensorView<'_>> = inputs.iter().map(Tensor::view).collect();
+    let mut reference = Session::load(model, &session_options(BackendKind::Tract, None, None))?;
+    let want = reference.run(&views)?;
+    let (mut diffs, mut unavailable) = (Vec::new(), Vec::new());
+    for backend in BackendKind::ALL.into_iter().filter(|b| *b != BackendKind::Tract) {
+        let mut session = match Session::load(model, &session_options(backend, None, ort_lib)) {
+            Ok(s) => s,
+            Err(e) => {
+                unavailable.push((backend, e.to_string()));
+                continue;
+            }
+        };
+        let got = session.run(&views)?;
+        for ((name, a), b) in want.names().iter().zip(want.tensors()).zip(got.tensors()) {
+            let diff = diff(b, a).with_context(|| format!("output `{name}` on {backend}"))?;
+            diffs.push(OutputDiff { backend, output: name.clone(), diff });
+        }
+    }
+    Ok((diffs, unavailable))
+}
+
+/// Run `tandem check`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let probe = Session::load(&args.model, &session_options(BackendKind::Tract, None, None))?;
+    let inputs: Vec<Tensor> = match (args.input.is_empty(), args.random) {
+        (false, _) => {
+            if args.input.len() != probe.inputs().len() {
+                bail!(
+                    "the model takes {} input(s), {} --input given",
+                    probe.inputs().len(),
+                    args.input.len()
+                );
+            }
+            args.input.iter().zip(probe.inputs()).map(|(p, s)| npy_input(p, s)).collect::<Result<_, _>>()?
+        }
+        (true, n) => {
+            let n = n.unwrap_or(1);
+            probe
+                .inputs()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| random_input(s, n, args.seed + i as u64))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let (diffs, unavailable) = compare_backends(&args.model, &inputs, args.ort_lib.as_deref())?;
+    for (backend, why) in &unavailable {
+        println!("{backend}: unavailable ({why})");
+    }
+    if diffs.is_empty() {
+        bail!("nothing to compare: tract is the only backend that loads this model here");
+    }
+    println!("{:<8} {:<20} {:>12} {:>12}  within {:e}", "backend", "output", "max abs", "max rel", args.atol);
+    let mut beyond = 0;
+    for d in &diffs {
+        let ok = d.diff.max_abs <= args.atol;
+        beyond += usize::from(!ok);
+        println!(
+            "{:<8} {:<20} {:>12.3e} {:>12.3e}  {}",
+            d.backend.name(),
+            d.output,
+            d.diff.max_abs,
+            d.diff.max_rel,
+            if ok { "yes" } else { "NO" }
+        );
+    }
+    if beyond > 0 {
+        bail!("{beyond} output(s) differ by more than {:e} from tract", args.atol);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(shape: Vec<Dim>, dtype: TensorDtype) -> IoSpec {
+        IoSpec { name: "x".into(), dtype: Some(dtype), onnx_type: "T".into(), shape: Some(shape) }
+    }
+
+    #[test]
+    fn random_inputs_fill_the_batch_axis_and_are_reproducible() {
+        let s = spec(vec![Dim::Symbolic("N".into()), Dim::Fixed(3), Dim::Fixed(2)], TensorDtype::F32);
+        let a = random_input(&s, 4, 9).unwrap();
+        assert_eq!(a.shape(), [4, 3, 2]);
+        assert_eq!(a, random_input(&s, 4, 9).unwrap());
+        assert_ne!(a, random_input(&s, 4, 10).unwrap());
+        assert!(a.as_slice::<f32>().unwrap().iter().all(|v| (-1.0..1.0).contains(v)));
+        let free = spec(vec![Dim::Fixed(1), Dim::Symbolic("W".into())], TensorDtype::F32);
+        assert!(random_input(&free, 1, 1).is_err());
+    }
+
+    #[test]
+    fn npy_inputs_must_match_the_input_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        let array = npy::NpyArray::new(vec![2, 3], NpyData::F32(vec![0.5; 6])).unwrap();
+        npy::write(&path, &array).unwrap();
+        let f32_spec = spec(vec![Dim::Symbolic("N".into()), Dim::Fixed(3)], TensorDtype::F32);
+        assert_eq!(npy_input(&path, &f32_spec).unwrap().shape(), [2, 3]);
+        let f16 = npy_input(&path, &spec(vec![Dim::Fixed(2), Dim::Fixed(3)], TensorDtype::F16)).unwrap();
+        assert_eq!(f16.as_slice::<half::f16>().unwrap()[0], half::f16::from_f32(0.5));
+        assert!(npy_input(&path, &spec(vec![Dim::Fixed(2), Dim::Fixed(3)], TensorDtype::I64)).is_err());
+    }
+}
