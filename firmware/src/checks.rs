@@ -1,23 +1,10 @@
 //! Small computations with known answers, so a run in QEMU proves the build, the bus and the
 //! arithmetic: CRC-32 and a Q15 fixed-point dot product.
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), the one zlib and PNG use.
-/// Its standard check value: `crc32(b"123456789") == 0xCBF4_3926`.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    crc32_update(0, bytes)
-}
-
-/// Continues a CRC-32 over more bytes; `crc32_update(crc32(a), b) == crc32(a ++ b)`.
-pub fn crc32_update(crc: u32, bytes: &[u8]) -> u32 {
-    let mut crc = !crc;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), the one zlib and PNG use: the
+/// engine's (`tandem_micro::crc32`, over the `crc` crate), the one implementation the firmware,
+/// `tandem-micro` and `tandem-adapt` share. Its check value: `crc32(b"123456789") == 0xCBF4_3926`.
+pub use tandem_micro::crc32;
 
 /// Dot product of `x` (raw counts) with Q15 weights `w`, accumulated in 64 bits and rounded
 /// back to counts: `round(sum(x[i] * w[i]) / 2^15)`. Lengths must match; extra elements of the

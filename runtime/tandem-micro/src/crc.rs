@@ -1,32 +1,15 @@
 //! CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, init and final XOR 0xFFFFFFFF), the
-//! checksum of zlib and PNG. A 16-entry table keeps it at 64 bytes of flash.
+//! checksum of zlib and PNG, from the `crc` crate: the one implementation `tandem-adapt` (its
+//! snapshots) and the firmware use too. Bitwise (`NoTable`): no lookup table in flash; the
+//! engine only checks a `.tdm` once, when it is loaded.
 
-// Indexing in a `const` initialiser cannot panic at run time: it is evaluated by the compiler.
-#[allow(clippy::indexing_slicing)]
-const TABLE: [u32; 16] = {
-    let mut table = [0u32; 16];
-    let mut i = 0;
-    while i < 16 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 4 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
+use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
 
-fn nibble(crc: u32, n: u32) -> u32 {
-    let entry = TABLE.get(((crc ^ n) & 0xF) as usize).copied().unwrap_or(0);
-    (crc >> 4) ^ entry
-}
+const CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 
 /// CRC-32 of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(!0u32, |crc, &b| nibble(nibble(crc, u32::from(b)), u32::from(b) >> 4))
+    CRC32.checksum(bytes)
 }
 
 #[cfg(test)]
