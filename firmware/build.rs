@@ -7,6 +7,11 @@
 //! is validated here with the same `tandem-micro` the firmware runs; `OUT_DIR/model.rs` gets
 //! the blobs and the sizes (the arena is a static of exactly the model's size). Without
 //! `$TANDEM_MODEL_DIR` nothing is embedded and `tandem-infer` says so and fails.
+//!
+//! Likewise for the `tandem-adapt` binary: `$TANDEM_ADAPT_DIR` holds an adaptation fixture as
+//! `tandem pack --adapt-fixture DIR` writes it (`peer0.tdm`, `peer1.tdm`, `sources.bin`,
+//! `inputs.f32`, `labels.u8`); `OUT_DIR/adapt.rs` gets the blobs, the sizes, and the peers'
+//! source heads and statistics as a `static` of `tandem_adapt::PeerSource`s (in flash).
 
 use std::env;
 use std::fmt::Write as _;
@@ -33,6 +38,7 @@ fn main() {
     println!("cargo:rerun-if-changed=boards/{board}/memory.x");
     println!("cargo:rerun-if-changed=build.rs");
     embed_model();
+    embed_adapt();
 }
 
 fn embed_model() {
@@ -88,4 +94,107 @@ fn embed_model() {
     writeln!(code, "/// Values per sample.").unwrap();
     writeln!(code, "pub const SAMPLE_LEN: usize = {sample_len};").unwrap();
     std::fs::write(out.join("model.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// A little-endian f32 at `at` as a Rust expression that rebuilds it bit for bit.
+fn f32_expr(bytes: &[u8], at: usize) -> String {
+    let bits = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    format!("f32::from_bits({bits:#010x})")
+}
+
+fn f32_list(bytes: &[u8], at: usize, n: usize) -> String {
+    let items: Vec<String> = (0..n).map(|i| f32_expr(bytes, at + 4 * i)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn embed_adapt() {
+    println!("cargo:rerun-if-env-changed=TANDEM_ADAPT_DIR");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let files = ["peer0.tdm", "peer1.tdm", "sources.bin", "inputs.f32", "labels.u8"];
+    let blobs: Vec<Vec<u8>> = match env::var_os("TANDEM_ADAPT_DIR") {
+        Some(dir) => files
+            .iter()
+            .map(|f| {
+                let path = PathBuf::from(&dir).join(f);
+                println!("cargo:rerun-if-changed={}", path.display());
+                std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("TANDEM_ADAPT_DIR: cannot read {}: {e}", path.display()))
+            })
+            .collect(),
+        None => vec![Vec::new(); files.len()],
+    };
+    for (file, blob) in files.iter().zip(&blobs) {
+        std::fs::write(out.join(format!("adapt-{file}")), blob).expect("OUT_DIR is writable");
+    }
+    let mut code = String::new();
+    let path = |f: &str| out.join(format!("adapt-{f}")).display().to_string().escape_default().to_string();
+    let (arenas, sample_len, features, classes, sources) = if blobs[0].is_empty() {
+        ([0, 0], 0, 1, 2, "[tandem_adapt::PeerSource::ZERO; 2]".to_string())
+    } else {
+        let models: Vec<tandem_micro::Model> = blobs[..2]
+            .iter()
+            .map(|b| tandem_micro::Model::new(b).unwrap_or_else(|e| panic!("a peer .tdm is invalid: {e}")))
+            .collect();
+        let sample_len = models[0].input().expect("validated").len();
+        assert_eq!(
+            models[1].input().expect("validated").len(),
+            sample_len,
+            "the peers take different inputs"
+        );
+        let src = &blobs[2];
+        assert!(src.len() >= 12 && src[..4] == *b"TDAF", "sources.bin: no TDAF header");
+        let u16_at = |at: usize| usize::from(u16::from_le_bytes([src[at], src[at + 1]]));
+        let (peers, f, c) = (u16_at(4), u16_at(6), u16_at(8));
+        assert_eq!(peers, 2, "sources.bin: the firmware runs a cohort of 2 peers");
+        let per_peer = 4 * (c * f + c + 1 + 2 * f);
+        assert_eq!(src.len(), 12 + peers * per_peer, "sources.bin: wrong length for {peers}x{f}x{c}");
+        for m in &models {
+            let n = m.features().expect("validated").len();
+            assert!(n <= f, "a peer has {n} features, more than the capacity {f}");
+        }
+        let mut list = Vec::new();
+        for p in 0..peers {
+            let base = 12 + p * per_peer;
+            let rows: Vec<String> = (0..c).map(|k| f32_list(src, base + 4 * k * f, f)).collect();
+            let bias = f32_list(src, base + 4 * c * f, c);
+            let at = base + 4 * (c * f + c);
+            let count = u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes"));
+            let mean = f32_list(src, at + 4, f);
+            let var = f32_list(src, at + 4 + 4 * f, f);
+            list.push(format!(
+                "tandem_adapt::PeerSource {{ head: tandem_adapt::Head {{ weight: [{}], bias: {bias} }}, \
+                 stats: tandem_adapt::FeatureStats::from_moments({count}, {mean}, {var}) }}",
+                rows.join(", ")
+            ));
+        }
+        let arenas = [models[0].arena_size(), models[1].arena_size()];
+        (arenas, sample_len, f, c, format!("[{}]", list.join(", ")))
+    };
+    let samples = blobs[4].len();
+    assert_eq!(
+        blobs[3].len(),
+        samples * sample_len * 4,
+        "inputs.f32 must hold {samples} samples (labels.u8) of {sample_len} f32 values"
+    );
+    writeln!(code, "/// Peers in the cohort.").unwrap();
+    writeln!(code, "pub const PEERS: usize = 2;").unwrap();
+    writeln!(code, "/// Feature capacity (features are zero-padded to it) and classes.").unwrap();
+    writeln!(code, "pub const FEATURES: usize = {features};").unwrap();
+    writeln!(code, "pub const CLASSES: usize = {classes};").unwrap();
+    for (k, arena) in arenas.iter().enumerate() {
+        writeln!(code, "/// Peer {k}'s `.tdm` (empty when no fixture is embedded) and its arena bytes.")
+            .unwrap();
+        writeln!(code, "pub static PEER{k}: &[u8] = include_bytes!(\"{}\");", path(files[k])).unwrap();
+        writeln!(code, "pub const ARENA{k}_SIZE: usize = {arena};").unwrap();
+    }
+    writeln!(code, "/// The stream's raw samples, little-endian f32, in stream order.").unwrap();
+    writeln!(code, "pub static INPUTS: &[u8] = include_bytes!(\"{}\");", path(files[3])).unwrap();
+    writeln!(code, "/// One label per sample (for the accuracy report only).").unwrap();
+    writeln!(code, "pub static LABELS: &[u8] = include_bytes!(\"{}\");", path(files[4])).unwrap();
+    writeln!(code, "/// Values per sample.").unwrap();
+    writeln!(code, "pub const SAMPLE_LEN: usize = {sample_len};").unwrap();
+    writeln!(code, "/// The peers' source heads and feature statistics, in flash.").unwrap();
+    writeln!(code, "pub static SOURCES: [tandem_adapt::PeerSource<FEATURES, CLASSES>; PEERS] = {sources};")
+        .unwrap();
+    std::fs::write(out.join("adapt.rs"), code).expect("OUT_DIR is writable");
 }
