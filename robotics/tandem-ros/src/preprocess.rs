@@ -75,6 +75,17 @@ impl Geometry {
         Ok(g)
     }
 
+    /// The same geometry with one-channel images always channels first: their flat samples
+    /// are identical either way (used to tell whether two peers take the same sample).
+    pub fn canonical(self) -> Self {
+        match self {
+            Self::Image { channels: 1, height, width, .. } => {
+                Self::Image { channels: 1, height, width, channels_last: false }
+            }
+            other => other,
+        }
+    }
+
     /// Values per raw sample.
     pub fn sample_len(&self) -> usize {
         match *self {

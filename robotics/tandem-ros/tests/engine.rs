@@ -254,3 +254,32 @@ fn source_statistics_files_round_trip_into_the_same_fingerprint() {
     std::fs::write(&path, b"TDSS garbage").unwrap();
     assert!(matches!(tandem_ros::engine::SourceStats::load(&path), Err(EngineError::Sources { .. })));
 }
+
+/// Peers of one cohort may shape the same flat sample differently (an MLP's `[N, 64]`, a CNN's
+/// `[N, 1, 8, 8]`, as the reference MNIST8 pair does); a different image of as many values is
+/// refused.
+#[test]
+fn peers_shaping_the_same_sample_differently_form_a_cohort() {
+    use tandem_runtime::Layout;
+    let dir = tempfile::tempdir().unwrap();
+    let flat = write_peer(dir.path(), "mlp", 12);
+    let image = write_image_peer(dir.path(), "cnn", &[1, 8, 8], Layout::NCHW, 20);
+    let options = EngineOptions::default();
+    let pair = vec![flat.clone(), image.clone()];
+    let mut engine = engine(&pair, &options);
+    assert_eq!(engine.sample_len(), INPUTS);
+    for sample in stream(20, 8).chunks(INPUTS) {
+        engine.run(sample).unwrap();
+    }
+    assert_eq!(engine.counters().seen, 20);
+    let reversed = Engine::load_peers(&[image, flat.clone()], &options).unwrap();
+    assert_eq!(reversed.len(), 2);
+
+    let strip = write_image_peer(dir.path(), "strip", &[1, 4, 16], Layout::NCHW, 20);
+    let Err(err) = Engine::load_peers(&[flat.clone(), strip], &options) else {
+        panic!("a 4x16 image and an 8x8 image are not the same sample")
+    };
+    assert!(matches!(err, EngineError::Peers(ref m) if m.contains("not the same sample")), "{err}");
+    let imu = write_imu_peer(dir.path(), "imu", 10, 12, CLASSES);
+    assert!(matches!(Engine::load_peers(&[flat, imu], &options), Err(EngineError::Peers(_))));
+}

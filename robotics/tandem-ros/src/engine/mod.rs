@@ -131,11 +131,18 @@ impl Engine {
             .map(|p| PeerModel::load(p, options.backend, options.threads))
             .collect::<Result<_, _>>()?;
         let first = &peers[0];
+        let sample = |p: &PeerModel| {
+            Geometry::from_meta(&p.meta, options.image_size)
+                .map(Geometry::canonical)
+                .map_err(|e| EngineError::Peers(format!("{}: {e}", p.path.display())))
+        };
+        let geometry = sample(first)?;
         for p in &peers[1..] {
-            if p.meta.input.shape != first.meta.input.shape || p.meta.input.layout != first.meta.input.layout
-            {
+            // Peers share the flat sample, each reshaping it per its own sidecar (an MLP's
+            // `[N, 64]` and a CNN's `[N, 1, 8, 8]` take the same 8x8 image).
+            if sample(p)? != geometry {
                 return Err(EngineError::Peers(format!(
-                    "{} takes {:?} {:?}, {} takes {:?} {:?}",
+                    "{} takes {:?} {:?}, {} takes {:?} {:?}: not the same sample",
                     first.path.display(),
                     first.meta.input.shape,
                     first.meta.input.layout,

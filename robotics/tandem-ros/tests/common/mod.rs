@@ -40,19 +40,47 @@ pub fn write_peer(dir: &Path, name: &str, features: usize) -> PathBuf {
 
 /// Write an IMU peer taking `[N, 6, length]` windows (NCW) to `dir/name.onnx` (+ sidecar).
 pub fn write_imu_peer(dir: &Path, name: &str, length: usize, features: usize, classes: usize) -> PathBuf {
+    let normalisation = Normalisation { mean: vec![0.0; 6], std: vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0] };
+    let labels = (0..classes).map(|c| format!("exercise-{c}")).collect();
+    write_shaped_peer(dir, name, &[6, length], Layout::NCW, normalisation, labels, features)
+}
+
+/// Write a digits peer taking `[N, ...dims]` in `layout` (flattened inside the graph) to
+/// `dir/name.onnx` (+ sidecar), with the fixture peers' labels and normalisation.
+pub fn write_image_peer(dir: &Path, name: &str, dims: &[usize], layout: Layout, features: usize) -> PathBuf {
+    let normalisation = Normalisation { mean: vec![8.0], std: vec![5.0] };
+    let labels = (0..CLASSES).map(|d| format!("digit-{d}")).collect();
+    write_shaped_peer(dir, name, dims, layout, normalisation, labels, features)
+}
+
+/// A peer whose input `[N, ...dims]` is flattened, then Gemm + Relu (`features`), then the
+/// Gemm `head`.
+fn write_shaped_peer(
+    dir: &Path,
+    name: &str,
+    dims: &[usize],
+    layout: Layout,
+    normalisation: Normalisation,
+    labels: Vec<String>,
+    features: usize,
+) -> PathBuf {
     use tandem_runtime::onnx_builder::{AttrValue, ModelBuilder};
     use tandem_runtime::{Dim, Tensor};
+    let classes = labels.len();
+    let inputs: usize = dims.iter().product();
     let t = |shape: Vec<usize>, scale: f32, salt: usize| {
         let len: usize = shape.iter().product();
         let v = (0..len).map(|i| ((i * 7 + 3 + salt) % 11) as f32 / 11.0 * scale - scale / 2.0).collect();
         Tensor::new(shape, v).unwrap()
     };
+    let mut input_dims = vec![Dim::Symbolic("N".into())];
+    input_dims.extend(dims.iter().map(|&d| Dim::Fixed(d)));
     let n = || Dim::Symbolic("N".into());
     let bytes = ModelBuilder::new(13)
-        .input("input", TensorDtype::F32, &[n(), Dim::Fixed(6), Dim::Fixed(length)])
+        .input("input", TensorDtype::F32, &input_dims)
         .output("logits", TensorDtype::F32, &[n(), Dim::Fixed(classes)])
         .output("features", TensorDtype::F32, &[n(), Dim::Fixed(features)])
-        .initializer("body.weight", &t(vec![features, 6 * length], 0.5, 1))
+        .initializer("body.weight", &t(vec![features, inputs], 0.5, 1))
         .initializer("body.bias", &t(vec![features], 0.2, 2))
         .initializer("head.weight", &t(vec![classes, features], 2.0, 3))
         .initializer("head.bias", &t(vec![classes], 0.5, 4))
@@ -75,18 +103,15 @@ pub fn write_imu_peer(dir: &Path, name: &str, length: usize, features: usize, cl
         .build();
     let path = dir.join(format!("{name}.onnx"));
     std::fs::write(&path, bytes).unwrap();
+    let mut shape = vec![-1];
+    shape.extend(dims.iter().map(|&d| d as i64));
     let meta = ModelMeta {
         version: tandem_runtime::metadata::SIDECAR_VERSION,
         name: name.into(),
-        input: InputSpec {
-            name: "input".into(),
-            shape: vec![-1, 6, length as i64],
-            dtype: TensorDtype::F32,
-            layout: Layout::NCW,
-        },
-        normalisation: Normalisation { mean: vec![0.0; 6], std: vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0] },
+        input: InputSpec { name: "input".into(), shape, dtype: TensorDtype::F32, layout },
+        normalisation,
         outputs: OutputNames::default(),
-        labels: (0..classes).map(|c| format!("exercise-{c}")).collect(),
+        labels,
         head: Some(tandem_runtime::HeadSpec { features, classes }),
         provenance: None,
     };
