@@ -2,11 +2,12 @@
 //!
 //! 1. `Session` overhead over calling tract directly (PaddleOCR text-direction classifier, batch 1,
 //!    one thread), measured side by side: the two alternate in rounds so machine load hits both.
-//! 2. tract vs ONNX Runtime (CPU provider) p50 latency at 1 and 2 threads, on that model and on
-//!    every peer under `models/`.
+//! 2. tract vs ONNX Runtime (CPU provider): p50/p99 latency and throughput at batch 1 and 32, 1 and
+//!    2 threads, on that model and on every peer under `models/`, with the tract / ort ratio.
 //!
-//! `cargo bench -p tandem-runtime --features ort --bench runtime`
-//! (needs `tandem data fetch paddle-cls onnxruntime`).
+//! `cargo bench --profile dev -p tandem-runtime --bench runtime` (the dev profile builds
+//! dependencies at opt-level 2 and reuses the test build; needs `tandem data fetch paddle-cls
+//! onnxruntime`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +28,16 @@ fn pseudo_random(len: usize) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+/// The PaddleOCR classifier declares `[?, 3, ?, ?]`: pin it to the 48 x 192 crops it reads.
+/// Peers declare every dimension but the batch.
+fn sample_shapes(model: &Path) -> Vec<Vec<usize>> {
+    if model.file_name().is_some_and(|n| n == "ch_ppocr_mobile_v2.0_cls_infer.onnx") {
+        vec![vec![3, 48, 192]]
+    } else {
+        Vec::new()
+    }
 }
 
 fn input_shape(session: &Session, batch: usize) -> Vec<usize> {
@@ -54,8 +65,9 @@ struct DirectTract {
 impl DirectTract {
     fn load(path: &Path) -> Self {
         let model = OnnxModel::decode(&std::fs::read(path).unwrap()).unwrap();
-        let inference =
-            tandem_runtime::backend_tract::inference_model(&model, None, &model.inputs()).unwrap();
+        let mut inputs = model.inputs();
+        tandem_runtime::onnx::pin_sample_shapes(&mut inputs, &sample_shapes(path)).unwrap();
+        let inference = tandem_runtime::backend_tract::inference_model(&model, None, &inputs).unwrap();
         let plan = inference.into_optimized().unwrap().into_runnable().unwrap();
         Self { state: plan.spawn().unwrap() }
     }
@@ -78,7 +90,8 @@ fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
 }
 
 fn overhead(model: &Path) {
-    let mut session = Session::load(model, &SessionOptions::default().with_threads(1)).unwrap();
+    let options = SessionOptions::default().with_threads(1).with_sample_shapes(sample_shapes(model));
+    let mut session = Session::load(model, &options).unwrap();
     let mut direct = DirectTract::load(model);
     let shape = input_shape(&session, 1);
     let x = pseudo_random(shape.iter().product());
@@ -124,19 +137,20 @@ fn pct(a: Duration, b: Duration) -> f64 {
     (a.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0
 }
 
-fn p50(model: &Path, options: &SessionOptions, batch: usize) -> Duration {
-    let mut s = Session::load(model, options).unwrap();
+/// Latency of `model` on `options` at `batch`: 10 warm-up runs, then at least 30 runs and 1 s.
+fn latency(model: &Path, options: &SessionOptions, batch: usize) -> LatencyStats {
+    let mut s = Session::load(model, &options.clone().with_sample_shapes(sample_shapes(model))).unwrap();
     let shape = input_shape(&s, batch);
     let x = pseudo_random(shape.iter().product());
     let view = TensorView::new(shape, &x).unwrap();
     let samples = tandem_runtime::bench::measure::<tandem_runtime::RuntimeError>(
         10,
-        50,
-        Duration::from_secs(2),
+        30,
+        Duration::from_secs(1),
         || s.run(std::slice::from_ref(&view)).map(drop),
     )
     .unwrap();
-    LatencyStats::of(&samples).unwrap().p50
+    LatencyStats::of(&samples).unwrap()
 }
 
 fn onnx_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -157,27 +171,36 @@ fn main() {
     overhead(&paddle);
     let mut models = vec![paddle];
     onnx_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"), &mut models);
-    println!("### tract vs ONNX Runtime {} (CPU provider), batch 1, p50 latency\n", assets::ORT_VERSION);
-    println!("| model | threads | tract (ms) | ort (ms) | tract / ort |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("### tract vs ONNX Runtime {} (CPU provider)\n", assets::ORT_VERSION);
+    println!(
+        "| model | batch | threads | tract p50 / p99 (ms) | ort p50 / p99 (ms) | tract / ort samples/s | \
+         tract / ort p50 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for model in &models {
         let name = model.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| {
             model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
         });
-        for threads in [1, 2] {
-            let tract = p50(model, &SessionOptions::default().with_threads(threads), 1);
-            let ort_options = SessionOptions {
-                ort: OrtOptions { library: Some(library.clone()), ..OrtOptions::cpu() },
-                ..SessionOptions::for_backend(BackendKind::Ort).with_threads(threads)
-            };
-            let ort = p50(model, &ort_options, 1);
-            println!(
-                "| {name} | {threads} | {:.3} | {:.3} | {:.2} |",
-                ms(tract),
-                ms(ort),
-                tract.as_secs_f64() / ort.as_secs_f64()
-            );
+        for batch in [1, 32] {
+            for threads in [1, 2] {
+                let tract = latency(model, &SessionOptions::default().with_threads(threads), batch);
+                let ort_options = SessionOptions {
+                    ort: OrtOptions { library: Some(library.clone()), ..OrtOptions::cpu() },
+                    ..SessionOptions::for_backend(BackendKind::Ort).with_threads(threads)
+                };
+                let ort = latency(model, &ort_options, batch);
+                println!(
+                    "| {name} | {batch} | {threads} | {:.3} / {:.3} | {:.3} / {:.3} | {:.0} / {:.0} | {:.2} |",
+                    ms(tract.p50),
+                    ms(tract.p99),
+                    ms(ort.p50),
+                    ms(ort.p99),
+                    tract.throughput(batch),
+                    ort.throughput(batch),
+                    tract.p50.as_secs_f64() / ort.p50.as_secs_f64()
+                );
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //! on first use and shared by every session after that.
 
 use crate::error::{BackendKind, RuntimeError};
-use crate::onnx::{IoSpec, OnnxModel};
+use crate::onnx::{proto as ort_node, IoSpec, OnnxModel};
 use crate::ort_library::{LibrarySource, Search};
 use crate::providers::{ExecutionProvider, OrtOptions};
 use crate::tensor::{DataRef, Tensor, TensorData, TensorView};
@@ -154,17 +154,31 @@ impl OrtEngine {
 
 /// ONNX Runtime reports an unknown or unimplemented op in its message; name it when we can.
 fn classify(model: &OnnxModel, message: String) -> RuntimeError {
-    let mentions_op = message.contains("is not a registered function/op")
+    // ONNX Runtime's wordings: "No Op registered for Foo with domain_version of 13" (unknown op,
+    // naming the node as `("node", Foo, ...)`), "Foo(13) is not a registered function/op" and
+    // "Could not find an implementation for Foo(13) node with name 'node'".
+    let mentions_op = message.contains("No Op registered for")
+        || message.contains("is not a registered function/op")
         || message.contains("Could not find an implementation for");
     if mentions_op {
-        for node in model.nodes() {
-            if message.contains(&format!("{}(", node.op_type)) {
-                return RuntimeError::UnsupportedOp {
-                    backend: BACKEND,
-                    op: crate::onnx::qualified_op(node),
-                    node: node.name.clone(),
-                };
-            }
+        let names_op = |n: &ort_node::NodeProto| {
+            message.contains(&format!("No Op registered for {} ", n.op_type))
+                || message.contains(&format!("{}(", n.op_type))
+        };
+        let names_node = |n: &ort_node::NodeProto| {
+            !n.name.is_empty()
+                && (message.contains(&format!("\"{}\"", n.name))
+                    || message.contains(&format!("'{}'", n.name)))
+        };
+        let candidates: Vec<&ort_node::NodeProto> =
+            model.nodes().into_iter().filter(|n| names_op(n)).collect();
+        let named = candidates.iter().copied().find(|n| names_node(n));
+        if let Some(node) = named.or(candidates.first().copied()) {
+            return RuntimeError::UnsupportedOp {
+                backend: BACKEND,
+                op: crate::onnx::qualified_op(node),
+                node: node.name.clone(),
+            };
         }
     }
     RuntimeError::Backend { backend: BACKEND, message }

@@ -6,11 +6,13 @@ use crate::onnx::{Dim, IoSpec, OnnxModel};
 use crate::tensor::{DataRef, TensorData, TensorView};
 use std::path::Path;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 const BACKEND: BackendKind = BackendKind::Tract;
 
-fn err(e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::backend(BACKEND, e)
+/// tract's errors carry their cause as a chain of contexts: keep all of it (`{:#}`).
+fn err(e: TractError) -> RuntimeError {
+    RuntimeError::backend(BACKEND, format!("{e:#}"))
 }
 
 /// The ops tract cannot build, as `(op, node)` pairs (tract keys its registry by op type).
@@ -41,7 +43,7 @@ fn datum_type(dtype: TensorDtype) -> DatumType {
 
 /// Parse `model` into tract with every input declared: fixed dims stay fixed, named symbolic dims
 /// become tract symbols of that name, unnamed ones get `N` (batch, axis 0) or a generated name.
-pub(crate) fn inference_model(
+pub fn inference_model(
     model: &OnnxModel,
     dir: Option<&Path>,
     inputs: &[IoSpec],
@@ -78,9 +80,63 @@ pub(crate) fn inference_model(
     Ok(inference)
 }
 
+/// Plans kept for concrete input shapes, beyond which the oldest is dropped.
+const MAX_SHAPE_PLANS: usize = 8;
+
 /// A loaded tract model: the optimised plan and its reusable state.
+///
+/// The plan is built once with the batch axis (and any other free axis) left symbolic, so that every
+/// batch size runs on the same state. Some exported graphs cannot be typed that way: they compute a
+/// `Reshape` target from `Shape` of a symbolic tensor through a `Cast` (the PaddleOCR classifier
+/// does), which tract can only fold when the sizes are numbers. For those, the engine keeps the
+/// parsed model and builds a plan per concrete input shape on first use (loading has already
+/// checked that the batch-1 plan builds).
 pub(crate) struct TractEngine {
-    state: TypedSimpleState,
+    mode: Mode,
+}
+
+enum Mode {
+    Symbolic(TypedSimpleState),
+    PerShape { model: InferenceModel, options: RunOptions, plans: Vec<(Vec<Vec<usize>>, TypedSimpleState)> },
+}
+
+fn spawn(model: InferenceModel, options: &RunOptions) -> Result<TypedSimpleState, RuntimeError> {
+    let typed = model.into_optimized().map_err(err)?;
+    typed.into_runnable_with_options(options).map_err(err)?.spawn().map_err(err)
+}
+
+/// `model` with every input fixed to `shapes` (`None` keeps an input's declared fact but sets a
+/// symbolic batch axis to 1).
+fn concrete(model: &InferenceModel, shapes: Option<&[Vec<usize>]>) -> Result<InferenceModel, RuntimeError> {
+    let mut model = model.clone();
+    for ix in 0..model.inputs.len() {
+        let fact = model.input_fact(ix).map_err(err)?.clone();
+        let shape: Vec<TDim> = match shapes {
+            Some(shapes) => shapes[ix].iter().map(|&d| TDim::from(d as i64)).collect(),
+            None => match fact.shape.concretize() {
+                Some(dims) => dims
+                    .iter()
+                    .enumerate()
+                    .map(
+                        |(axis, d)| {
+                            if axis == 0 && d.to_i64().is_err() {
+                                TDim::from(1i64)
+                            } else {
+                                d.clone()
+                            }
+                        },
+                    )
+                    .collect(),
+                None => continue,
+            },
+        };
+        let fact = match fact.datum_type.concretize() {
+            Some(dt) => InferenceFact::dt_shape(dt, shape),
+            None => InferenceFact::shape(shape),
+        };
+        model.set_input_fact(ix, fact).map_err(err)?;
+    }
+    Ok(model)
 }
 
 impl TractEngine {
@@ -90,14 +146,24 @@ impl TractEngine {
         inputs: &[IoSpec],
         threads: Option<usize>,
     ) -> Result<Self, RuntimeError> {
-        let typed = inference_model(model, dir, inputs)?.into_optimized().map_err(err)?;
+        let inference = inference_model(model, dir, inputs)?;
         let mut options = RunOptions::default();
         if let Some(n) = threads.filter(|&n| n > 1) {
             options.executor = Some(multithread::Executor::multithread(n));
         }
-        let plan = typed.into_runnable_with_options(&options).map_err(err)?;
-        let state = plan.spawn().map_err(err)?;
-        Ok(Self { state })
+        let symbolic = spawn(inference.clone(), &options);
+        let mode = match symbolic {
+            Ok(state) => Mode::Symbolic(state),
+            Err(symbolic_error) => {
+                // Only worth keeping when batch 1 builds: otherwise the model is broken for tract.
+                let single = concrete(&inference, None)?;
+                match spawn(single, &options) {
+                    Ok(_) => Mode::PerShape { model: inference, options, plans: Vec::new() },
+                    Err(_) => return Err(symbolic_error),
+                }
+            }
+        };
+        Ok(Self { mode })
     }
 
     pub(crate) fn run(
@@ -105,7 +171,25 @@ impl TractEngine {
         inputs: &[&TensorView<'_>],
     ) -> Result<Vec<crate::tensor::Tensor>, RuntimeError> {
         let values: TVec<TValue> = inputs.iter().map(|v| to_tract(v)).collect::<Result<_, _>>()?;
-        let outputs = self.state.run(values).map_err(err)?;
+        let state = match &mut self.mode {
+            Mode::Symbolic(state) => state,
+            Mode::PerShape { model, options, plans } => {
+                let key: Vec<Vec<usize>> = inputs.iter().map(|v| v.shape().to_vec()).collect();
+                let at = match plans.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        let state = spawn(concrete(model, Some(&key))?, options)?;
+                        if plans.len() == MAX_SHAPE_PLANS {
+                            plans.remove(0);
+                        }
+                        plans.push((key, state));
+                        plans.len() - 1
+                    }
+                };
+                &mut plans[at].1
+            }
+        };
+        let outputs = state.run(values).map_err(err)?;
         outputs.iter().enumerate().map(|(i, v)| from_tract(v, i)).collect()
     }
 }

@@ -27,6 +27,11 @@ pub struct Report {
 impl Report {
     /// Describe `model`.
     pub fn of(model: &OnnxModel) -> Self {
+        Self::with_inputs(model, model.inputs())
+    }
+
+    /// Describe `model`, with its inputs as given (free dimensions pinned, say).
+    pub fn with_inputs(model: &OnnxModel, inputs: Vec<IoSpec>) -> Self {
         let (parameters, parameter_bytes) = model.parameters();
         let ops = model.op_histogram();
         Self {
@@ -34,24 +39,24 @@ impl Report {
             producer: format!("{} {}", model.proto().producer_name, model.proto().producer_version)
                 .trim()
                 .to_string(),
-            inputs: model.inputs(),
+            macs: macs_per_sample(model, &inputs).map_err(|e| e.to_string()),
+            inputs,
             outputs: model.outputs(),
             nodes: ops.values().sum(),
             ops,
             parameters,
             parameter_bytes,
-            macs: macs_per_sample(model).map_err(|e| e.to_string()),
         }
     }
 }
 
 /// Multiply-accumulates for one sample: the batch axis (axis 0 when symbolic) is set to 1 and
 /// tract's decluttered graph sums the FMA cost of every node.
-pub fn macs_per_sample(model: &OnnxModel) -> Result<String, RuntimeError> {
-    let err = |e: TractError| RuntimeError::backend(crate::BackendKind::Tract, e);
-    let inputs: Vec<IoSpec> = model
-        .inputs()
-        .into_iter()
+pub fn macs_per_sample(model: &OnnxModel, inputs: &[IoSpec]) -> Result<String, RuntimeError> {
+    let err = |e: TractError| RuntimeError::backend(crate::BackendKind::Tract, format!("{e:#}"));
+    let inputs: Vec<IoSpec> = inputs
+        .iter()
+        .cloned()
         .map(|mut spec| {
             if let Some(Dim::Symbolic(_)) = spec.shape.as_ref().and_then(|s| s.first()) {
                 spec.shape.as_mut().expect("checked above")[0] = Dim::Fixed(1);

@@ -68,6 +68,36 @@ impl IoSpec {
     }
 }
 
+/// Fix the non-batch axes of each input to its entry of `sample_shapes` (in input order; fixed
+/// declared dimensions must agree, the batch axis stays as declared).
+pub fn pin_sample_shapes(inputs: &mut [IoSpec], sample_shapes: &[Vec<usize>]) -> Result<(), RuntimeError> {
+    if sample_shapes.len() > inputs.len() {
+        return Err(RuntimeError::InputCount { expected: inputs.len(), got: sample_shapes.len() });
+    }
+    for (spec, sample) in inputs.iter_mut().zip(sample_shapes) {
+        let wanted =
+            std::iter::once(Dim::Symbolic(String::new())).chain(sample.iter().map(|&d| Dim::Fixed(d)));
+        let declared = spec.shape.clone().unwrap_or_else(|| wanted.clone().collect());
+        let mismatch = || RuntimeError::InputShape {
+            name: spec.name.clone(),
+            expected: spec.shape_text(),
+            got: std::iter::once(0).chain(sample.iter().copied()).collect(),
+        };
+        if declared.len() != sample.len() + 1 {
+            return Err(mismatch());
+        }
+        let mut pinned = vec![declared[0].clone()];
+        for (d, &n) in declared[1..].iter().zip(sample) {
+            match d {
+                Dim::Fixed(m) if *m != n => return Err(mismatch()),
+                _ => pinned.push(Dim::Fixed(n)),
+            }
+        }
+        spec.shape = Some(pinned);
+    }
+    Ok(())
+}
+
 /// The tandem dtype of an ONNX element type, if it has one.
 pub fn dtype_of(data_type: i32) -> Option<TensorDtype> {
     match DataType::try_from(data_type).ok()? {
@@ -126,6 +156,19 @@ impl OnnxModel {
         }
         if graph.input.iter().chain(&graph.output).any(|v| v.name.is_empty()) {
             return Err(invalid("a graph input or output has an empty name".into()));
+        }
+        let defined: std::collections::HashSet<&str> = graph
+            .input
+            .iter()
+            .map(|v| v.name.as_str())
+            .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+            .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
+            .collect();
+        if let Some(output) = graph.output.iter().find(|o| !defined.contains(o.name.as_str())) {
+            return Err(invalid(format!(
+                "graph output `{}` is produced by no node, input or initializer",
+                output.name
+            )));
         }
         let model = Self { proto };
         for node in model.nodes() {
@@ -240,7 +283,8 @@ fn io_spec(v: &pb::ValueInfoProto) -> IoSpec {
                 use pb::tensor_shape_proto::dimension::Value;
                 match &d.value {
                     Some(Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as usize),
-                    Some(Value::DimParam(p)) => Dim::Symbolic(p.clone()),
+                    // Exporters write `?` (Paddle) or `-1` for "any": unnamed, not one shared name.
+                    Some(Value::DimParam(p)) if p != "?" => Dim::Symbolic(p.clone()),
                     _ => Dim::Symbolic(String::new()),
                 }
             })
@@ -403,6 +447,17 @@ mod tests {
         }
         let int32 = TensorProto { dims: vec![1], data_type: 6, int32_data: vec![1], ..Default::default() };
         assert!(matches!(tensor_from_proto(&int32), Err(RuntimeError::UnsupportedDtype { .. })));
+    }
+
+    #[test]
+    fn an_output_nothing_produces_is_invalid() {
+        let mut proto = ModelProto::decode(crate::onnx_builder::tiny_peer(4, 3, 2).as_slice()).unwrap();
+        proto.graph.as_mut().unwrap().output[0].name = "nowhere".into();
+        let err = OnnxModel::from_proto(proto).unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::InvalidModel { ref message } if message.contains("nowhere")),
+            "{err}"
+        );
     }
 
     #[test]

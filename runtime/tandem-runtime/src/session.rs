@@ -19,11 +19,21 @@ pub struct SessionOptions {
     pub ort: OrtOptions,
     /// Reject NaN and infinite float inputs with [`RuntimeError::NonFiniteInput`] (default on).
     pub reject_non_finite: bool,
+    /// Per input, in order: the shape of one sample (every axis but the batch axis). Pins the
+    /// dimensions a model leaves free (the PaddleOCR classifier declares `[?, 3, ?, ?]`) so tract
+    /// plans for the sizes that will run; dimensions the model fixes must agree. Empty: none pinned.
+    pub sample_shapes: Vec<Vec<usize>>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { backend: BackendKind::Tract, threads: None, ort: OrtOptions::cpu(), reject_non_finite: true }
+        Self {
+            backend: BackendKind::Tract,
+            threads: None,
+            ort: OrtOptions::cpu(),
+            reject_non_finite: true,
+            sample_shapes: Vec::new(),
+        }
     }
 }
 
@@ -36,6 +46,12 @@ impl SessionOptions {
     /// The same options with `threads` threads.
     pub fn with_threads(self, threads: usize) -> Self {
         Self { threads: Some(threads), ..self }
+    }
+
+    /// The same options with the per-sample shape of each input pinned (see
+    /// [`SessionOptions::sample_shapes`]).
+    pub fn with_sample_shapes(self, sample_shapes: Vec<Vec<usize>>) -> Self {
+        Self { sample_shapes, ..self }
     }
 }
 
@@ -99,6 +115,7 @@ impl Session {
         if let Some(meta) = &meta {
             apply_meta(meta, &mut inputs, &outputs)?;
         }
+        crate::onnx::pin_sample_shapes(&mut inputs, &options.sample_shapes)?;
         let dir = path.and_then(Path::parent);
         let threads = options.threads;
         let engine = match options.backend {

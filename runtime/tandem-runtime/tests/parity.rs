@@ -24,10 +24,15 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Run `model` on both backends with `batch` samples; return the worst absolute difference.
-fn max_diff(model: &Path, batch: usize) -> f64 {
-    let mut tract = Session::load(model, &SessionOptions::default()).unwrap();
-    let mut ort = Session::load(model, &ort_options()).unwrap();
+/// The PaddleOCR classifier declares `[?, 3, ?, ?]`; it reads 48 x 192 text-line crops.
+const PADDLE_SAMPLE: [usize; 3] = [3, 48, 192];
+
+/// Run `model` on both backends with `batch` samples (each of `sample` shape when given); return
+/// the worst absolute difference.
+fn max_diff(model: &Path, batch: usize, sample: Option<&[usize]>) -> f64 {
+    let pin = |o: SessionOptions| o.with_sample_shapes(sample.map(|s| vec![s.to_vec()]).unwrap_or_default());
+    let mut tract = Session::load(model, &pin(SessionOptions::default())).unwrap();
+    let mut ort = Session::load(model, &pin(ort_options())).unwrap();
     let spec = &tract.inputs()[0];
     let shape: Vec<usize> = spec
         .shape
@@ -52,19 +57,31 @@ fn max_diff(model: &Path, batch: usize) -> f64 {
 fn paddle_text_direction_classifier_agrees_across_backends() {
     let model = asset(assets::paddle_cls());
     for batch in [1, 4] {
-        let d = max_diff(&model, batch);
+        let d = max_diff(&model, batch, Some(&PADDLE_SAMPLE));
         println!("PaddleOCR cls, batch {batch}: max |tract - ort| = {d:.3e}");
         assert!(d <= TOLERANCE, "batch {batch}: {d}");
     }
-    // And it is a working classifier: two softmax probabilities per sample.
-    let mut s = Session::load(&model, &SessionOptions::default()).unwrap();
+    // And it is a working classifier: two softmax probabilities per sample. Unpinned, tract plans
+    // for any height and width, and gives the same answer as the plan for 48 x 192.
+    let mut free = Session::load(&model, &SessionOptions::default()).unwrap();
+    assert_eq!(free.inputs()[0].shape_text(), "[?, 3, ?, ?]");
+    let pinned_options = SessionOptions::default().with_sample_shapes(vec![PADDLE_SAMPLE.to_vec()]);
+    let mut pinned = Session::load(&model, &pinned_options).unwrap();
+    assert_eq!(pinned.inputs()[0].shape_text(), "[?, 3, 48, 192]");
     let x = pseudo_random(2 * 3 * 48 * 192, 3);
-    let out = s.run(&[TensorView::new(vec![2, 3, 48, 192], &x).unwrap()]).unwrap();
+    let view = TensorView::new(vec![2, 3, 48, 192], &x).unwrap();
+    let out = free.run(std::slice::from_ref(&view)).unwrap();
     let p = out.tensors()[0].as_slice::<f32>().unwrap();
     assert_eq!(out.tensors()[0].shape(), [2, 2]);
     for row in p.chunks(2) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5 && row.iter().all(|v| *v >= 0.0), "{row:?}");
     }
+    let same = pinned.run(&[view]).unwrap();
+    assert!(compare::diff(&same.tensors()[0], &out.tensors()[0]).unwrap().max_abs <= 1e-6);
+    // The pinned plan refuses other sizes.
+    let small = pseudo_random(3 * 32 * 100, 5);
+    let err = pinned.run(&[TensorView::new(vec![1, 3, 32, 100], &small).unwrap()]).unwrap_err();
+    assert!(matches!(err, tandem_runtime::RuntimeError::InputShape { .. }), "{err}");
 }
 
 fn onnx_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -84,9 +101,13 @@ fn the_projects_own_models_agree_across_backends() {
     onnx_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"), &mut models);
     models.sort();
     println!("{} distilled model(s) under models/", models.len());
+    assert!(
+        !models.is_empty(),
+        "no peer under models/: the reference peers (scripts/reference-models) must be committed"
+    );
     for model in models {
         for batch in [1, 3] {
-            let d = max_diff(&model, batch);
+            let d = max_diff(&model, batch, None);
             println!("{}, batch {batch}: max |tract - ort| = {d:.3e}", model.display());
             assert!(d <= TOLERANCE, "{}: {d}", model.display());
         }
