@@ -114,6 +114,13 @@ impl Peer {
                 }
             }
         }
+        // A backbone may hide a NaN input behind finite features (ReLU and max-pooling can
+        // drop it); the sample is still bad, so its features say so.
+        for (sample, features) in raw.chunks(per).zip(x.chunks_mut(dim)) {
+            if sample.iter().any(|v| !v.is_finite()) {
+                features.fill(f32::NAN);
+            }
+        }
         Ok(Features { dim, x })
     }
 }

@@ -38,7 +38,8 @@ impl Method {
         if spec == "oracle" {
             return Ok(Self { name: spec.into(), kind: MethodKind::Oracle });
         }
-        let mut c = Config { adapters: Config::SOURCE_ONLY.adapters, ..*base };
+        // Nothing adapts and each peer is its own teacher until a component says otherwise.
+        let mut c = Config { adapters: Config::SOURCE_ONLY.adapters, teacher: Teacher::Own, ..*base };
         let mut head_set = false;
         for part in spec.split('+').map(str::trim) {
             let mut set_head = |c: &mut Config, loss, teacher, predictor| -> Result<()> {
@@ -96,6 +97,10 @@ mod tests {
         assert_eq!((c.adapters.head, c.predict_with), (HeadLoss::Entropy, Predictor::Student));
         assert_eq!(Method::parse("oracle", &Config::MUTUAL).unwrap().kind, MethodKind::Oracle);
         assert!(Method::parse("mutual", &Config::MUTUAL).unwrap().is_mutual());
+        // Only `mutual` needs two peers: the rest run on one (`source@1`, `prototypes@2`).
+        for single in ["source", "adabn", "prototypes", "tent", "self", "adabn+self"] {
+            assert!(!Method::parse(single, &Config::MUTUAL).unwrap().is_mutual(), "{single}");
+        }
     }
 
     #[test]

@@ -202,9 +202,9 @@ fn task(
     }
 }
 
-/// `true` for a method that adapts (not the oracle).
+/// `true` for a method that adapts on the stream (not source-only, not the oracle).
 pub fn adapts(arm: &Arm) -> bool {
-    matches!(arm.method.kind, MethodKind::Adapt(_))
+    matches!(&arm.method.kind, MethodKind::Adapt(c) if c.adapters != tandem_adapt::Config::SOURCE_ONLY.adapters)
 }
 
 /// The report as a Markdown table (accuracy in percent, mean ± std over the seeds).

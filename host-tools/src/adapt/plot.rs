@@ -87,6 +87,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("target samples seen")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc("accuracy so far (%)")
             .label_style(("sans-serif", 14))
             .draw()?;

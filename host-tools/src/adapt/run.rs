@@ -4,7 +4,7 @@
 
 use super::features::Features;
 use super::method::{Method, MethodKind};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tandem_adapt::{
     cross_entropy_grad, math, snapshot, Cohort, Config, FeatureStats, GuardEvent, Head, MemStore, PeerSource,
@@ -78,6 +78,8 @@ pub struct Outcome {
     /// `size_of` the adapted state, and the capacity it was compiled for.
     pub state_bytes: usize,
     pub feature_capacity: usize,
+    /// Length of the encoded snapshot (what `--save` writes).
+    pub snapshot_bytes: usize,
     /// The final state as a snapshot (what `--save` writes).
     #[serde(skip)]
     pub snapshot: Vec<u8>,
@@ -159,14 +161,18 @@ fn gather<const P: usize, const F: usize>(
     core::array::from_fn(|p| padded(which(&task.peers[peers[p]]).row(i)))
 }
 
-/// The source side of a peer: its head (padded) and the statistics of its source features.
-fn peer_source<const F: usize, const C: usize>(peer: &PeerTask) -> Result<PeerSource<F, C>> {
-    let h = &peer.head;
-    let head = Head::<F, C>::from_slices(&h.weight, &h.bias, h.features)
-        .map_err(|e| anyhow::anyhow!("peer {}: {e}", peer.name))?;
+/// The source side of a peer: its head (zero-padded to `F` features) and the statistics of
+/// its features on the source training samples (`source`). Rebuilding it from the same peer
+/// and data gives the same source fingerprint, so a saved snapshot loads back.
+pub fn peer_source<const F: usize, const C: usize>(
+    head: &tandem_runtime::Head,
+    source: &Features,
+) -> Result<PeerSource<F, C>> {
+    let head = Head::<F, C>::from_slices(&head.weight, &head.bias, head.features)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stats = FeatureStats::new();
-    for i in 0..peer.source.len() {
-        let row = padded::<F>(peer.source.row(i));
+    for i in 0..source.len() {
+        let row = padded::<F>(source.row(i));
         if math::all_finite(&row) {
             stats.update(&row, u32::MAX);
         }
@@ -182,8 +188,15 @@ struct Job<'a> {
 impl Shaped for Job<'_> {
     type Out = Result<Outcome>;
     fn call<const P: usize, const F: usize, const C: usize>(self) -> Result<Outcome> {
-        let sources: Vec<PeerSource<F, C>> =
-            self.spec.peers.iter().map(|&p| peer_source(&self.task.peers[p])).collect::<Result<_>>()?;
+        let sources: Vec<PeerSource<F, C>> = self
+            .spec
+            .peers
+            .iter()
+            .map(|&p| {
+                let peer = &self.task.peers[p];
+                peer_source(&peer.head, &peer.source).with_context(|| format!("peer {}", peer.name))
+            })
+            .collect::<Result<_>>()?;
         let sources: Box<[PeerSource<F, C>; P]> =
             sources.into_boxed_slice().try_into().map_err(|_| anyhow::anyhow!("peer count mismatch"))?;
         match &self.spec.method.kind {
@@ -239,6 +252,7 @@ fn stream<const P: usize, const F: usize, const C: usize>(
     let online_accuracy = (labelled > 0).then(|| hits as f64 / labelled as f64);
     let test_accuracy = test::<P, F, C>(task, spec.peers, &cohort);
     let c = cohort.state().counters;
+    let snapshot = snapshot::to_vec(cohort.state(), cohort.fingerprint(), 1);
     Ok(Outcome {
         online_accuracy,
         test_accuracy,
@@ -250,7 +264,8 @@ fn stream<const P: usize, const F: usize, const C: usize>(
         skipped_non_finite: c.skipped_non_finite,
         state_bytes: core::mem::size_of::<tandem_adapt::AdaptState<P, F, C>>(),
         feature_capacity: F,
-        snapshot: snapshot::to_vec(cohort.state(), cohort.fingerprint(), 1),
+        snapshot_bytes: snapshot.len(),
+        snapshot,
     })
 }
 
@@ -309,6 +324,7 @@ fn oracle<const P: usize, const F: usize, const C: usize>(
         peer.teacher = peer.student;
     }
     cohort.set_state(&state).map_err(|e| anyhow::anyhow!("oracle training diverged: {e}"))?;
+    let snapshot = snapshot::to_vec(cohort.state(), cohort.fingerprint(), 1);
     Ok(Outcome {
         online_accuracy: None,
         test_accuracy: test::<P, F, C>(task, spec.peers, &cohort),
@@ -320,7 +336,8 @@ fn oracle<const P: usize, const F: usize, const C: usize>(
         skipped_non_finite: 0,
         state_bytes: core::mem::size_of::<tandem_adapt::AdaptState<P, F, C>>(),
         feature_capacity: F,
-        snapshot: snapshot::to_vec(cohort.state(), cohort.fingerprint(), 1),
+        snapshot_bytes: snapshot.len(),
+        snapshot,
     })
 }
 

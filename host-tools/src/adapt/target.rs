@@ -14,8 +14,13 @@ pub const TARGET_SPLIT_SEED: u64 = 7;
 pub const TARGET_VAL_FRAC: f64 = 0.2;
 pub const TARGET_TEST_FRAC: f64 = 0.2;
 
-/// How a source dataset is split for training (the distillation's split), so that the
-/// source statistics come from its training part and a no-shift stream from its test part.
+/// How the source dataset is split here: the source feature statistics come from its
+/// training part, a no-shift stream from its test part and that stream's test set from its
+/// validation part. With `tandem distill`'s seed and the defaults of `tandem adapt` (0.1 and
+/// 0.1, against distill's 0.1 validation and 0.2 test) both held-out parts fall inside the
+/// distillation's test part, since a split draws test first, then validation, from the same
+/// shuffled order (per class, or over subjects): neither was trained on nor used to pick a
+/// checkpoint (up to one sample per class of rounding).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SourceSplit {
     pub seed: u64,
