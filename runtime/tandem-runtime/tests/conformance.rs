@@ -9,8 +9,7 @@ use std::path::Path;
 use tandem_runtime::conformance::{cases, Explanations, Table, ATOL, RTOL};
 use tandem_runtime::{assets, SessionOptions};
 
-const REGENERATE: &str =
-    "TANDEM_UPDATE_DOCS=1 cargo test -p tandem-runtime --features ort --test conformance";
+const REGENERATE: &str = "TANDEM_UPDATE_DOCS=1 cargo test -p tandem-runtime --test conformance";
 
 fn header(cases: usize) -> String {
     format!(
