@@ -5,6 +5,7 @@
 pub mod adapt;
 pub mod cmd;
 pub mod data;
+pub mod demo;
 pub mod export;
 pub mod pack;
 pub mod train;

@@ -14,6 +14,8 @@ struct Cli {
 /// One variant per subcommand; each is implemented in `tandem_cli::cmd::<name>`.
 #[derive(Subcommand)]
 enum Command {
+    /// The main job end to end: data, distil, export, parity, pack + QEMU, adapt, one table.
+    Demo(cmd::demo::Args),
     /// Fetch and list the real datasets and reference assets.
     Data(cmd::data::Args),
     /// Train a cohort of peers by deep mutual learning (or alone, --independent).
@@ -38,6 +40,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Data(args) => cmd::data::run(args),
         Command::Distill(args) => cmd::distill::run(args),
         Command::Export(args) => cmd::export::run(args),

@@ -166,7 +166,7 @@ fn compare(base: &DistillConfig, args: &Args) -> anyhow::Result<()> {
 }
 
 /// Progress bars: one per epoch with each peer's running loss, a line per finished epoch.
-struct Bars {
+pub struct Bars {
     quiet: bool,
     multi: MultiProgress,
     bar: Option<ProgressBar>,
@@ -177,7 +177,8 @@ struct Bars {
 }
 
 impl Bars {
-    fn new(quiet: bool) -> Self {
+    /// Bars on stderr (none when `quiet`).
+    pub fn new(quiet: bool) -> Self {
         Self {
             quiet,
             multi: MultiProgress::new(),

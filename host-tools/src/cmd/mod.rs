@@ -4,6 +4,7 @@ pub mod adapt;
 pub mod bench;
 pub mod check;
 pub mod data;
+pub mod demo;
 pub mod distill;
 pub mod export;
 pub mod fleet_merge;
