@@ -49,3 +49,19 @@ fn lowest_touched(bottom: usize, top: usize) -> usize {
         .find(|&at| unsafe { core::ptr::read_volatile(at as *const u32) } != STACK_PAINT_VALUE)
         .unwrap_or(top)
 }
+
+/// Paints the free stack again, from its bottom up to `margin` bytes below the current stack
+/// pointer, so that the next [`ram_use`] reports the deepest stack use *since this call*
+/// (e.g. of a loop, apart from its setup). An exception taken meanwhile may touch the region
+/// just below the stack pointer: the margin keeps the current frame out of the paint.
+pub fn repaint_stack(margin: usize) {
+    // SAFETY: only the addresses of the linker-provided symbols are taken.
+    let bottom = unsafe { address(&_stack_end) };
+    let sp = cortex_m::register::msp::read() as usize;
+    let top = sp.saturating_sub(margin) & !3;
+    for at in (bottom..top).step_by(4) {
+        // SAFETY: [bottom, top) is free stack below the live frames (the stack grows down from
+        // `_stack_start` and the current stack pointer is above `top`); word-aligned RAM.
+        unsafe { core::ptr::write_volatile(at as *mut u32, STACK_PAINT_VALUE) };
+    }
+}

@@ -3,13 +3,17 @@
 //! (and for the IMU peers, right and left arm) stays within 1 point of f32; the arena stays
 //! within 5% of the live-tensor lower bound.
 //!
+//! The adaptation fixture of the `tandem-adapt` firmware (the MNIST8 pair on a UCI digits
+//! stream) is deterministic, so the firmware's run can be compared with the host's line by
+//! line, and its state fits the 8 KB bar.
+//!
 //! Needs the peers (committed in models/) and the datasets (`tandem data fetch --all`).
 
 use std::path::{Path, PathBuf};
 use tandem_cli::pack::calib::{self, Part};
 use tandem_cli::pack::host::HostModel;
 use tandem_cli::pack::reference::Reference;
-use tandem_cli::pack::{normalise, pack, PackOptions, Packed, Target};
+use tandem_cli::pack::{cohort, normalise, pack, PackOptions, Packed, Target};
 use tandem_runtime::onnx::OnnxModel;
 use tandem_runtime::ModelMeta;
 
@@ -128,4 +132,37 @@ fn both_targets_pack_the_same_engine_blob_but_for_the_target_byte() {
     let differing: Vec<usize> = (0..m4.blob.len()).filter(|&i| m4.blob[i] != m7.blob[i]).collect();
     // The target byte (13) and the CRC trailer.
     assert!(differing.iter().all(|&i| i == 13 || i >= m4.blob.len() - 4), "{differing:?}");
+}
+
+#[test]
+fn the_adaptation_fixture_is_deterministic_and_its_state_fits_8_kb() {
+    let spec = cohort::Spec {
+        peers: peers("mnist8").into_iter().map(|(path, _)| path).collect(),
+        source: "mnist8".into(),
+        target: "optdigits".into(),
+        samples: 120,
+        seed: 3,
+        core: Target::CortexM4,
+        stats_samples: 256,
+    };
+    let a = cohort::build(&spec).unwrap();
+    let b = cohort::build(&spec).unwrap();
+    assert_eq!(a.expected, b.expected, "two host runs of the same stream differ");
+    assert_eq!(a.sources_bin, b.sources_bin);
+    assert_eq!(a.inputs, b.inputs);
+    // One line per sample, the counters, the accuracy and state digest.
+    assert_eq!(a.expected.len(), spec.samples + 2);
+    assert!(a.expected[spec.samples].starts_with(&format!("adaptation: {} seen, ", spec.samples)));
+    let (f, c) = (a.features, a.classes);
+    assert_eq!(a.sources_bin.len(), 12 + 2 * 4 * (c * f + c + 1 + 2 * f));
+    assert_eq!(&a.sources_bin[..4], &cohort::SOURCES_MAGIC);
+    println!(
+        "{} stream samples: online accuracy mutual {}/{n}, source-only {}/{n}; state {} B",
+        spec.samples,
+        a.online_correct,
+        a.source_only_correct,
+        a.state_bytes,
+        n = spec.samples
+    );
+    assert!(a.state_bytes <= 8 * 1024, "adaptation state {} B, over the 8 KB bar", a.state_bytes);
 }

@@ -1,6 +1,6 @@
 //! `tandem pack peer.onnx --calib DATA --target cortex-m4|cortex-m7 [--f32] -o peer.tdm`.
 
-use crate::pack::{calib, fixture, pack_file, PackOptions, Target};
+use crate::pack::{calib, cohort, fixture, pack_file, PackOptions, Target};
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -42,6 +42,23 @@ pub struct Args {
     /// Fixture samples (evenly spaced through the test split).
     #[arg(long, default_value_t = 100)]
     pub fixture_samples: usize,
+    /// Also write an adaptation fixture here for the `tandem-adapt` firmware: this peer and
+    /// `--adapt-with` packed, their source heads and feature statistics, a target stream and
+    /// the predictions the host computes for it (see docs/MCU.md).
+    #[arg(long, requires = "adapt_with")]
+    pub adapt_fixture: Option<PathBuf>,
+    /// The second peer of the adaptation cohort (mutual teaching).
+    #[arg(long)]
+    pub adapt_with: Option<PathBuf>,
+    /// Target dataset of the adaptation stream.
+    #[arg(long, default_value = "optdigits")]
+    pub adapt_target: String,
+    /// Length of the adaptation stream.
+    #[arg(long, default_value_t = 400)]
+    pub adapt_samples: usize,
+    /// Seed of the stream order.
+    #[arg(long, default_value_t = 1)]
+    pub adapt_seed: u64,
 }
 
 /// Run `tandem pack`.
@@ -99,6 +116,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             f.samples,
             f.correct,
             f.samples
+        );
+    }
+    if let (Some(dir), Some(other)) = (&args.adapt_fixture, &args.adapt_with) {
+        let spec = cohort::Spec {
+            peers: vec![args.model.clone(), other.clone()],
+            source: args.calib.clone(),
+            target: args.adapt_target.clone(),
+            samples: args.adapt_samples,
+            seed: args.adapt_seed,
+            core: target,
+            stats_samples: 2048,
+        };
+        let f = cohort::build(&spec)?;
+        cohort::write(&f, dir)?;
+        let n = f.labels.len();
+        println!(
+            "  adapt fixture    {} ({n} samples of {}; online accuracy on the host: mutual {}/{n}, source-only {}/{n}; state {} B)",
+            dir.display(),
+            args.adapt_target,
+            f.online_correct,
+            f.source_only_correct,
+            f.state_bytes
         );
     }
     Ok(())

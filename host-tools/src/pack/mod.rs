@@ -11,6 +11,7 @@
 //! Every blob is validated by `tandem-micro` before it is returned.
 
 pub mod calib;
+pub mod cohort;
 pub mod emit;
 pub mod error;
 pub mod fixture;
