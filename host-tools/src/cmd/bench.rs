@@ -1,13 +1,13 @@
 //! `tandem bench MODEL --backend tract|ort [--batch B] [--threads T] [--json]`: warm-up, then
 //! p50/p90/p99 latency, throughput and peak RSS.
 
-use crate::cmd::check::{random_input, session_options};
+use crate::cmd::check::{random_input, session_options, SampleShape};
 use anyhow::bail;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tandem_runtime::bench::{measure, peak_rss_bytes, LatencyStats};
-use tandem_runtime::{BackendKind, Session, Tensor, TensorView};
+use tandem_runtime::{BackendKind, OrtOptions, Session, Tensor, TensorView};
 
 /// Arguments of `tandem bench`.
 #[derive(clap::Args)]
@@ -35,6 +35,17 @@ pub struct Args {
     /// ONNX Runtime library (default: the usual search).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+    /// The shape of one sample of each input, in order, batch axis left out (`3x48x192`): pins
+    /// the dimensions the model leaves free.
+    #[arg(long, value_name = "DIMS")]
+    pub sample_shape: Vec<SampleShape>,
+    /// With `--backend ort`: the Jetson providers, TensorRT (fp16) → CUDA → CPU, with TensorRT's
+    /// engine and timing caches under this directory (docs/JETSON.md).
+    #[arg(long, value_name = "CACHE_DIR")]
+    pub gpu: Option<PathBuf>,
+    /// With `--gpu`: a provider that fails to register is an error, not a silent CPU fallback.
+    #[arg(long, requires = "gpu")]
+    pub strict: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -45,6 +56,8 @@ pub struct Args {
 pub struct BenchResult {
     pub backend: BackendKind,
     pub provider: &'static str,
+    /// Providers that failed to register and were skipped, with ONNX Runtime's reason.
+    pub provider_failures: Vec<(String, String)>,
     pub batch: usize,
     pub threads: Option<usize>,
     pub load: Duration,
@@ -57,7 +70,15 @@ pub fn bench(args: &Args) -> anyhow::Result<BenchResult> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let options = session_options(args.backend, args.threads, args.ort_lib.as_deref());
+    let mut options =
+        session_options(args.backend, args.threads, args.ort_lib.as_deref(), &args.sample_shape);
+    if let Some(cache) = &args.gpu {
+        if args.backend != BackendKind::Ort {
+            bail!("--gpu needs --backend ort");
+        }
+        options.ort =
+            OrtOptions { library: options.ort.library, strict: args.strict, ..OrtOptions::gpu(cache) };
+    }
     let t = Instant::now();
     let mut session = Session::load(&args.model, &options)?;
     let load = t.elapsed();
@@ -75,6 +96,7 @@ pub fn bench(args: &Args) -> anyhow::Result<BenchResult> {
     Ok(BenchResult {
         backend: args.backend,
         provider: session.provider(),
+        provider_failures: session.provider_failures().to_vec(),
         batch: args.batch,
         threads: args.threads,
         load,
@@ -96,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "model": args.model,
             "backend": r.backend.name(),
             "provider": r.provider,
+            "provider_failures": r.provider_failures.iter().map(|(p, why)| json!({"provider": p, "error": why})).collect::<Vec<_>>(),
             "batch": r.batch,
             "threads": r.threads,
             "runs": l.runs,
@@ -117,6 +140,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         l.runs,
         args.warmup
     );
+    for (provider, why) in &r.provider_failures {
+        println!("skipped     {provider}: {why}");
+    }
     println!("load        {:.2} ms", ms(r.load));
     println!(
         "latency     p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  (min {:.3}, max {:.3})",
@@ -153,6 +179,9 @@ mod tests {
             runs: 7,
             seconds: 0.0,
             ort_lib: None,
+            sample_shape: Vec::new(),
+            gpu: None,
+            strict: false,
             json: false,
         };
         let r = bench(&args).unwrap();

@@ -31,17 +31,39 @@ pub struct Args {
     /// ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, Tandem's cache).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+    /// The shape of one sample of each input, in order, batch axis left out (`3x48x192`): pins
+    /// the dimensions the model leaves free.
+    #[arg(long, value_name = "DIMS")]
+    pub sample_shape: Vec<SampleShape>,
 }
 
-/// Session options for `backend`, with `threads` and an optional ONNX Runtime library.
+/// The shape of one sample (every axis but the batch axis), written `3x48x192` or `3,48,192`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleShape(pub Vec<usize>);
+
+impl std::str::FromStr for SampleShape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let dims: Result<Vec<usize>, _> = s.split(['x', ',']).map(|d| d.trim().parse::<usize>()).collect();
+        match dims {
+            Ok(dims) if !dims.is_empty() && dims.iter().all(|&d| d > 0) => Ok(Self(dims)),
+            _ => Err(format!("`{s}` is not a shape like 3x48x192 (positive sizes, batch axis left out)")),
+        }
+    }
+}
+
+/// Session options for `backend`, with `threads`, an optional ONNX Runtime library and the
+/// per-sample shapes to pin.
 pub fn session_options(
     backend: BackendKind,
     threads: Option<usize>,
     ort_lib: Option<&Path>,
+    sample_shapes: &[SampleShape],
 ) -> SessionOptions {
     SessionOptions {
         threads,
         ort: OrtOptions { library: ort_lib.map(Path::to_path_buf), ..OrtOptions::cpu() },
+        sample_shapes: sample_shapes.iter().map(|s| s.0.clone()).collect(),
         ..SessionOptions::for_backend(backend)
     }
 }
@@ -54,9 +76,11 @@ pub fn concrete_shape(spec: &IoSpec, batch: usize) -> anyhow::Result<Vec<usize>>
         .map(|(axis, d)| match d {
             Dim::Fixed(n) => Ok(*n),
             Dim::Symbolic(_) if axis == 0 => Ok(batch),
-            Dim::Symbolic(s) => {
-                bail!("input `{}` has a free dimension `{s}` on axis {axis}; pass --input", spec.name)
-            }
+            Dim::Symbolic(_) => bail!(
+                "input `{}` {} has a free dimension on axis {axis}; pin it with --sample-shape, or pass --input",
+                spec.name,
+                spec.shape_text()
+            ),
         })
         .collect()
 }
@@ -140,12 +164,24 @@ pub fn compare_backends(
     inputs: &[Tensor],
     ort_lib: Option<&Path>,
 ) -> anyhow::Result<Comparison> {
+    compare_backends_pinned(model, inputs, ort_lib, &[])
+}
+
+/// [`compare_backends`] with the per-sample shape of each input pinned (see [`SampleShape`]).
+pub fn compare_backends_pinned(
+    model: &Path,
+    inputs: &[Tensor],
+    ort_lib: Option<&Path>,
+    sample_shapes: &[SampleShape],
+) -> anyhow::Result<Comparison> {
     let views: Vec<TensorView<'_>> = inputs.iter().map(Tensor::view).collect();
-    let mut reference = Session::load(model, &session_options(BackendKind::Tract, None, None))?;
+    let mut reference =
+        Session::load(model, &session_options(BackendKind::Tract, None, None, sample_shapes))?;
     let want = reference.run(&views)?;
     let (mut diffs, mut unavailable) = (Vec::new(), Vec::new());
     for backend in BackendKind::ALL.into_iter().filter(|b| *b != BackendKind::Tract) {
-        let mut session = match Session::load(model, &session_options(backend, None, ort_lib)) {
+        let mut session = match Session::load(model, &session_options(backend, None, ort_lib, sample_shapes))
+        {
             Ok(s) => s,
             Err(e) => {
                 unavailable.push((backend, e.to_string()));
@@ -163,7 +199,8 @@ pub fn compare_backends(
 
 /// Run `tandem check`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let probe = Session::load(&args.model, &session_options(BackendKind::Tract, None, None))?;
+    let probe =
+        Session::load(&args.model, &session_options(BackendKind::Tract, None, None, &args.sample_shape))?;
     let inputs: Vec<Tensor> = match (args.input.is_empty(), args.random) {
         (false, _) => {
             if args.input.len() != probe.inputs().len() {
@@ -185,7 +222,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Result<_, _>>()?
         }
     };
-    let (diffs, unavailable) = compare_backends(&args.model, &inputs, args.ort_lib.as_deref())?;
+    let (diffs, unavailable) =
+        compare_backends_pinned(&args.model, &inputs, args.ort_lib.as_deref(), &args.sample_shape)?;
     for (backend, why) in &unavailable {
         println!("{backend}: unavailable ({why})");
     }
@@ -229,7 +267,17 @@ mod tests {
         assert_ne!(a, random_input(&s, 4, 10).unwrap());
         assert!(a.as_slice::<f32>().unwrap().iter().all(|v| (-1.0..1.0).contains(v)));
         let free = spec(vec![Dim::Fixed(1), Dim::Symbolic("W".into())], TensorDtype::F32);
-        assert!(random_input(&free, 1, 1).is_err());
+        assert!(random_input(&free, 1, 1).unwrap_err().to_string().contains("--sample-shape"));
+    }
+
+    #[test]
+    fn sample_shapes_parse_with_x_or_commas() {
+        assert_eq!("3x48x192".parse::<SampleShape>(), Ok(SampleShape(vec![3, 48, 192])));
+        assert_eq!("64".parse::<SampleShape>(), Ok(SampleShape(vec![64])));
+        assert_eq!("3,48".parse::<SampleShape>(), Ok(SampleShape(vec![3, 48])));
+        for bad in ["", "3x", "3x0", "-1x4", "ax4"] {
+            assert!(bad.parse::<SampleShape>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `tandem inspect MODEL`: inputs and outputs, op histogram, parameters, MACs, and which backends
 //! and targets run every op.
 
-use crate::cmd::check::session_options;
+use crate::cmd::check::{session_options, SampleShape};
 use anyhow::Context;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -41,6 +41,10 @@ pub struct Args {
     /// ONNX Runtime library to try the model on (default: the usual search).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+    /// The shape of one sample of each input, in order, batch axis left out (`3x48x192`): pins
+    /// the dimensions the model leaves free, so that MACs come out as a number.
+    #[arg(long, value_name = "DIMS")]
+    pub sample_shape: Vec<SampleShape>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -97,8 +101,13 @@ fn blocked(op: String, node: String) -> Verdict {
 }
 
 /// Try the model on a backend: a real load, so the verdict is the backend's own.
-fn backend_verdict(path: &Path, backend: BackendKind, ort_lib: Option<&Path>) -> Verdict {
-    match Session::load(path, &session_options(backend, None, ort_lib)) {
+fn backend_verdict(
+    path: &Path,
+    backend: BackendKind,
+    ort_lib: Option<&Path>,
+    shapes: &[SampleShape],
+) -> Verdict {
+    match Session::load(path, &session_options(backend, None, ort_lib, shapes)) {
         Ok(s) if backend == BackendKind::Ort => Verdict::Runs(s.provider().to_string()),
         Ok(_) => Verdict::Runs(String::new()),
         Err(RuntimeError::UnsupportedOp { op, node, .. }) => blocked(op, node),
@@ -106,10 +115,10 @@ fn backend_verdict(path: &Path, backend: BackendKind, ort_lib: Option<&Path>) ->
     }
 }
 
-fn tract_verdict(model: &OnnxModel, path: &Path) -> Verdict {
+fn tract_verdict(model: &OnnxModel, path: &Path, shapes: &[SampleShape]) -> Verdict {
     let missing = tandem_runtime::backend_tract::unsupported_ops(model);
     if missing.is_empty() {
-        return backend_verdict(path, BackendKind::Tract, None);
+        return backend_verdict(path, BackendKind::Tract, None, shapes);
     }
     let mut ops: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (op, node) in missing {
@@ -166,10 +175,13 @@ fn human_bytes(bytes: u64) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model = OnnxModel::decode(&bytes).with_context(|| format!("decoding {}", args.model.display()))?;
-    let report = Report::of(&model);
+    let mut inputs = model.inputs();
+    let shapes: Vec<Vec<usize>> = args.sample_shape.iter().map(|s| s.0.clone()).collect();
+    tandem_runtime::onnx::pin_sample_shapes(&mut inputs, &shapes)?;
+    let report = Report::with_inputs(&model, inputs);
     let verdicts = [
-        ("tract", tract_verdict(&model, &args.model)),
-        ("ort", backend_verdict(&args.model, BackendKind::Ort, args.ort_lib.as_deref())),
+        ("tract", tract_verdict(&model, &args.model, &args.sample_shape)),
+        ("ort", backend_verdict(&args.model, BackendKind::Ort, args.ort_lib.as_deref(), &args.sample_shape)),
         ("tandem-micro", micro_verdict(&model, &args.model)),
     ];
     if args.json {
@@ -239,7 +251,7 @@ mod tests {
         let path = dir.path().join("peer.onnx");
         std::fs::write(&path, tiny_peer(8, 4, 3)).unwrap();
         let model = OnnxModel::decode(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(tract_verdict(&model, &path), Verdict::Runs(String::new()));
+        assert_eq!(tract_verdict(&model, &path, &[]), Verdict::Runs(String::new()));
         let report = Report::of(&model);
         assert_eq!(report.ops.get("Gemm"), Some(&2));
         // body 4x8 + 4, head 3x4 + 3.
@@ -273,6 +285,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(tract_verdict(&model, &path), Verdict::Runs(String::new()));
+        assert_eq!(tract_verdict(&model, &path, &[]), Verdict::Runs(String::new()));
     }
 }

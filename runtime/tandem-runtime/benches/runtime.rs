@@ -63,11 +63,12 @@ struct DirectTract {
 }
 
 impl DirectTract {
-    fn load(path: &Path) -> Self {
+    /// Planned for exactly `shape` (batch included), as a tract user serving one input size would.
+    fn load(path: &Path, shape: &[usize]) -> Self {
         let model = OnnxModel::decode(&std::fs::read(path).unwrap()).unwrap();
-        let mut inputs = model.inputs();
-        tandem_runtime::onnx::pin_sample_shapes(&mut inputs, &sample_shapes(path)).unwrap();
-        let inference = tandem_runtime::backend_tract::inference_model(&model, None, &inputs).unwrap();
+        let mut inference =
+            tandem_runtime::backend_tract::inference_model(&model, None, &model.inputs()).unwrap();
+        inference.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape)).unwrap();
         let plan = inference.into_optimized().unwrap().into_runnable().unwrap();
         Self { state: plan.spawn().unwrap() }
     }
@@ -92,8 +93,8 @@ fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
 fn overhead(model: &Path) {
     let options = SessionOptions::default().with_threads(1).with_sample_shapes(sample_shapes(model));
     let mut session = Session::load(model, &options).unwrap();
-    let mut direct = DirectTract::load(model);
     let shape = input_shape(&session, 1);
+    let mut direct = DirectTract::load(model, &shape);
     let x = pseudo_random(shape.iter().product());
     let view = TensorView::new(shape.clone(), &x).unwrap();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());

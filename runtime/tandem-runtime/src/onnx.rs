@@ -154,6 +154,17 @@ impl OnnxModel {
         if let Some(node) = graph.node.iter().find(|n| n.op_type.is_empty()) {
             return Err(invalid(format!("node `{}` has no op type", node.name)));
         }
+        // Every ONNX operator has at least one output, and all but a few generators at least one
+        // required input (backends index the first without checking).
+        const NO_INPUTS: [&str; 5] = ["Constant", "RandomNormal", "RandomUniform", "SequenceEmpty", "Loop"];
+        if let Some(node) = graph.node.iter().find(|n| n.output.iter().all(String::is_empty)) {
+            return Err(invalid(format!("node `{}` ({}) has no output", node.name, node.op_type)));
+        }
+        if let Some(node) = graph.node.iter().find(|n| {
+            n.input.first().is_none_or(String::is_empty) && !NO_INPUTS.contains(&n.op_type.as_str())
+        }) {
+            return Err(invalid(format!("node `{}` ({}) has no first input", node.name, node.op_type)));
+        }
         if graph.input.iter().chain(&graph.output).any(|v| v.name.is_empty()) {
             return Err(invalid("a graph input or output has an empty name".into()));
         }
@@ -452,6 +463,12 @@ mod tests {
     #[test]
     fn an_output_nothing_produces_is_invalid() {
         let mut proto = ModelProto::decode(crate::onnx_builder::tiny_peer(4, 3, 2).as_slice()).unwrap();
+        let mut no_output = proto.clone();
+        no_output.graph.as_mut().unwrap().node[0].output.clear();
+        assert!(matches!(OnnxModel::from_proto(no_output), Err(RuntimeError::InvalidModel { .. })));
+        let mut no_input = proto.clone();
+        no_input.graph.as_mut().unwrap().node[0].input.clear();
+        assert!(matches!(OnnxModel::from_proto(no_input), Err(RuntimeError::InvalidModel { .. })));
         proto.graph.as_mut().unwrap().output[0].name = "nowhere".into();
         let err = OnnxModel::from_proto(proto).unwrap_err();
         assert!(

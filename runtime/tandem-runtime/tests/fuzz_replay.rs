@@ -8,7 +8,7 @@ use std::path::Path;
 use tandem_runtime::fuzzing::{load_and_run, mutations, seed_models};
 use tandem_runtime::RuntimeError;
 
-const MUTATIONS_PER_INPUT: usize = 150;
+const MUTATIONS_PER_INPUT: usize = 600;
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/load_model");
