@@ -9,7 +9,7 @@ pub fn table(s: &Summary) -> String {
     let mut t = String::new();
     let pct = |v: f64| format!("{:.2} %", 100.0 * v);
     let _ = writeln!(t, "\nTandem demo: {SOURCE} → {TARGET}, {:.0} s\n", s.seconds);
-    let _ = writeln!(t, "{:<44} {}", "what", "figure");
+    let _ = writeln!(t, "{:<44} figure", "what");
     let _ = writeln!(t, "{}", "-".repeat(78));
     for p in &s.peers {
         let _ = writeln!(
