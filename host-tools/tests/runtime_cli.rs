@@ -94,7 +94,9 @@ fn inspect_describes_the_paddle_classifier_and_names_what_blocks_the_mcu() {
     // About 585 KB of weights, stored as Constant nodes (counted: ~146k f32 parameters).
     let bytes = r["parameter_bytes"].as_u64().unwrap();
     assert!((400_000..700_000).contains(&bytes), "{bytes}");
-    assert_eq!(bytes, 4 * r["parameters"].as_u64().unwrap(), "all f32");
+    // f32 weights, plus a few int64 shape constants (8 bytes each).
+    let parameters = r["parameters"].as_u64().unwrap();
+    assert!(4 * parameters < bytes && bytes < 4 * parameters + 1_000, "{bytes} bytes, {parameters} values");
     let macs: u64 = r["macs_per_sample"].as_str().unwrap().parse().unwrap();
     assert!((1_000_000..100_000_000).contains(&macs), "{macs}");
     let backends = &r["backends"];
