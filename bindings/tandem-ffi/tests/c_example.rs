@@ -6,10 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tandem_ros::engine::{Engine, EngineOptions, SourceStats};
 
-/// `target/<profile>`: the test binary lives in `target/<profile>/deps`.
-fn profile_dir() -> PathBuf {
+/// `libtandem_ffi.a` as cargo built it for this test: next to the test binary
+/// (`target/<profile>/deps`, where `cargo test` leaves it) or one folder up (`cargo build`).
+fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_owned()
+    let deps = exe.parent().expect("target/<profile>/deps/<test>");
+    let candidates = [deps.join("libtandem_ffi.a"), deps.parent().unwrap_or(deps).join("libtandem_ffi.a")];
+    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
+        panic!("libtandem_ffi.a is in none of {candidates:?} (cargo builds the staticlib with the crate)")
+    })
 }
 
 /// Two mutually trained MNIST8 peers under models/ (by their sidecars' provenance).
@@ -76,8 +81,7 @@ fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
         })
         .collect();
 
-    let lib = profile_dir().join("libtandem_ffi.a");
-    assert!(lib.exists(), "{} was not built (cargo builds the staticlib with the crate)", lib.display());
+    let lib = static_lib();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.path().join("tandem_example");
     let gcc = Command::new("gcc")
@@ -88,7 +92,11 @@ fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&exe)
         .output()
-        .expect("gcc runs (apt-get install gcc)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run gcc ({e}): install a C compiler with `apt-get install gcc` (scripts/setup does)"
+            )
+        });
     assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
 
     let run = Command::new(&exe)
