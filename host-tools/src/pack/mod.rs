@@ -143,6 +143,14 @@ pub fn pack(
     let model = OnnxModel::decode(onnx).map_err(|e| onnx_err(e.to_string()))?;
     let mut lower_options = lower::LowerOptions::default();
     if let Some(meta) = meta {
+        let n = &meta.normalisation;
+        if n.mean.len() != n.std.len() || n.std.iter().any(|s| !s.is_finite() || *s == 0.0) {
+            return Err(PackError::Sidecar(format!(
+                "normalisation: {} means and {} stds (need as many, stds finite and non-zero)",
+                n.mean.len(),
+                n.std.len()
+            )));
+        }
         lower_options.logits = meta.outputs.logits.clone();
         lower_options.features = meta.outputs.features.clone();
         lower_options.normalisation = normalisation_of(meta);

@@ -138,8 +138,8 @@ pub fn zoo(rng: &mut Rng) -> Vec<u8> {
         .initializer("zero", &Tensor::new(vec![], vec![0f32]).unwrap())
         .initializer("g.w", &rng.tensor(&[c, 2, 3, 3], 0.3))
         .initializer("g.b", &rng.tensor(&[c], 0.1))
-        .initializer("mul", &Tensor::new(vec![1, c, 1, 1], rng.vec(c, 0.5, 1.5)).unwrap())
-        .initializer("add", &rng.tensor(&[c, 1, 1], 0.5))
+        .initializer("mul.k", &Tensor::new(vec![1, c, 1, 1], rng.vec(c, 0.5, 1.5)).unwrap())
+        .initializer("add.k", &rng.tensor(&[c, 1, 1], 0.5))
         .initializer("mm.w", &rng.tensor(&[c, 6], 0.5))
         .initializer("mm.b", &rng.tensor(&[6], 0.1))
         .initializer("head.weight", &rng.tensor(&[5, 6], 0.5))
@@ -168,8 +168,8 @@ pub fn zoo(rng: &mut Rng) -> Vec<u8> {
             ],
         )
         .node("BatchNormalization", "bn", &["ap1", "bn.scale", "bn.bias", "bn.mean", "bn.var"], &["bn"], &[])
-        .node("Mul", "mul", &["bn", "mul"], &["m"], &[])
-        .node("Add", "add", &["add", "m"], &["ad"], &[])
+        .node("Mul", "mul", &["bn", "mul.k"], &["m"], &[])
+        .node("Add", "add", &["add.k", "m"], &["ad"], &[])
         .node(
             "AveragePool",
             "ap2",
