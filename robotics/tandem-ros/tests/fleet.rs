@@ -164,6 +164,9 @@ fn three_nodes_and_a_merger_over_ros2() {
             c.output.prediction_topic = format!("/n{k}/prediction");
             c.output.status_topic = format!("/n{k}/status");
             c.output.status_period_s = 0.1;
+            // Every frame must be predicted even when other builds stall the node a while.
+            c.input.queue = 512;
+            c.input.depth = 512;
             c.fleet.publish = true;
             c.fleet.publish_every = (shards[k].len() / INPUTS) as u32;
             c.fleet.snapshot_topic = "/fleet/snapshots".into();
@@ -175,7 +178,7 @@ fn three_nodes_and_a_merger_over_ros2() {
 
     let mut probe = Transport::open(&options(domain, "probe")).unwrap();
     let cams: Vec<_> = (0..3)
-        .map(|k| probe.publisher::<Image>(&format!("/n{k}/image"), qos::sensor_data(5)).unwrap())
+        .map(|k| probe.publisher::<Image>(&format!("/n{k}/image"), qos::sensor_data(REPLAY_DEPTH)).unwrap())
         .collect();
     let statuses: Vec<_> = (0..3)
         .map(|k| {
@@ -241,10 +244,16 @@ fn three_nodes_and_a_merger_over_ros2() {
         cams[0].publish(image(1000 + i, s)).unwrap();
         std::thread::sleep(Duration::from_millis(3));
     }
-    assert!(wait(20, || {
-        drain(&predictions, 1000, |p| got.push(p));
-        got.len() >= want.len()
-    }));
+    assert!(
+        wait(20, || {
+            drain(&predictions, 1000, |p| got.push(p));
+            got.len() >= want.len()
+        }),
+        "{} of {} predictions after loading the merge; node 0: {:?}",
+        got.len(),
+        want.len(),
+        last[0]
+    );
     for (p, v) in got.iter().zip(&want) {
         assert_eq!((p.class_id as usize, &p.probabilities), (v.class, &v.probs));
     }

@@ -48,6 +48,10 @@ fn node_config(domain: u16, dir: &Path) -> NodeConfig {
     c.output.status_topic = "/digits/status".into();
     c.output.status_period_s = 0.2;
     c.state = Some(dir.join("node.snap"));
+    // Room for a whole replay: these tests check that every message is predicted, on a machine
+    // where other builds may stall the node for a while (the flood test sets its own queue).
+    c.input.queue = 512;
+    c.input.depth = 512;
     c
 }
 
@@ -67,7 +71,7 @@ impl<M: tandem_ros::msg::RosMessage + std::fmt::Debug> Probe<M> {
             name: "probe".into(),
         })
         .unwrap();
-        let input = transport.publisher::<M>(&config.input.topic, qos::sensor_data(5)).unwrap();
+        let input = transport.publisher::<M>(&config.input.topic, qos::sensor_data(REPLAY_DEPTH)).unwrap();
         let predictions =
             transport.subscription(&config.output.prediction_topic, qos::results_reader(4096)).unwrap();
         assert!(transport.wait_for_subscribers(&input, 1, Duration::from_secs(15)), "the node subscribes");
@@ -157,6 +161,7 @@ fn predictions_match_the_offline_run_survive_a_restart_and_bad_input_is_dropped(
     messages.insert(20, Image { data: vec![0; 10], ..mono8(998, samples[0]) });
     let got = probe.replay(messages, Duration::from_millis(4), n);
     let report = node.stop();
+    eprintln!("first run: {report:?}");
     assert_matches_offline(&got, &want[..n], 0, &offline);
     assert!(
         got.iter().enumerate().all(|(i, p)| p.header == stamp(i)),
@@ -271,8 +276,10 @@ fn imu_windows_with_nan_messages_match_the_offline_run() {
     let nan = Imu { linear_acceleration: Vector3 { x: f64::NAN, y: 0.0, z: 0.0 }, ..imu(0) };
     messages.insert(55, nan.clone());
     messages.insert(200, Imu { angular_velocity: Vector3 { x: 0.0, y: f64::INFINITY, z: 0.0 }, ..nan });
-    let got = probe.replay(messages, Duration::from_millis(1), windows);
+    // 200 Hz, a fast IMU driver's rate (the smartwatch set is 50 Hz).
+    let got = probe.replay(messages, Duration::from_millis(5), windows);
     let report = node.stop();
+    eprintln!("{report:?}");
     let engine = make();
     assert_matches_offline(&got, &want, 0, &engine);
     assert!(

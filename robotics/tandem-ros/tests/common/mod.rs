@@ -10,6 +10,11 @@ use tandem_ros::engine::{Engine, EngineOptions, SourceStats};
 use tandem_runtime::onnx_builder::tiny_peer;
 use tandem_runtime::{InputSpec, Layout, ModelMeta, Normalisation, OutputNames, TensorDtype};
 
+/// Keep-last depth of the test publishers' sensor QoS: a best-effort writer drops what its
+/// history no longer holds when its DDS thread falls behind (other builds on the machine), so a
+/// replay that must deliver every message keeps all of them.
+pub const REPLAY_DEPTH: usize = 1024;
+
 /// Inputs of the fixture peers: an 8x8 single-channel image, flat.
 pub const INPUTS: usize = 64;
 /// Classes of the fixture peers.
