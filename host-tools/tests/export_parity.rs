@@ -1,6 +1,6 @@
 //! Every architecture, trained briefly on its real dataset, exported to ONNX (f32 and f16) and run
 //! back with tract and with ONNX Runtime through `tandem_runtime::Session`: the logits and features
-//! match candle's on 256 real test samples within 1e-4 (f16: 1e-2). The graph and sidecar follow
+//! match candle's on 256 real test samples within 1e-4 (f16, ONNX Runtime only: 1e-2). The graph and sidecar follow
 //! the peer contract the runtime and adaptation code rely on.
 //!
 //! Needs `tandem data fetch mnist imu fashion-mnist onnxruntime` (scripts/test runs it); a missing
@@ -75,7 +75,18 @@ fn check_arch(arch: Arch, dataset: &str) {
         assert_eq!((&sidecar.input.shape, sidecar.input.layout), (&shape, peer.spec.layout));
         assert_eq!(sidecar.input.layout == Layout::NC, arch == Arch::Mlp8);
 
-        for backend in [BackendKind::Tract, BackendKind::Ort] {
+        // tract 0.23.9 cannot type an f16 Gemm with a bias (its expansion multiplies the bias by an
+        // f32 `beta`, so the output turns f32): the f16 export is for ONNX Runtime on GPUs; tract
+        // runs the f32 export. The limitation itself is pinned, so a fixed tract shows up here.
+        if precision == Precision::F16 {
+            let err = Session::load(&path, &SessionOptions::for_backend(BackendKind::Tract)).err();
+            assert!(err.is_some_and(|e| e.to_string().contains("Gemm")), "{arch}: tract now runs f16 Gemm");
+        }
+        let backends: &[BackendKind] = match precision {
+            Precision::F32 => &[BackendKind::Tract, BackendKind::Ort],
+            Precision::F16 => &[BackendKind::Ort],
+        };
+        for &backend in backends {
             let mut session = Session::load(&path, &SessionOptions::for_backend(backend))
                 .unwrap_or_else(|e| panic!("{arch} {precision:?} on {backend:?}: {e}"));
             let out = match precision {
@@ -153,6 +164,68 @@ fn imu1d_export_matches_candle_on_tract_and_onnx_runtime() {
 #[test]
 fn fashion_cnn_export_matches_candle_on_tract_and_onnx_runtime() {
     check_arch(Arch::FashionCnn, "fashion-mnist");
+}
+
+/// Peers of the committed reference pairs (`models/`, written by `scripts/reference-models`).
+fn reference_peers(pair: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(pair);
+    let regenerate = "regenerate them with `scripts/reference-models`";
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}; {regenerate}", dir.display()));
+    let mut peers: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("peer"))
+        .map(|p| p.join("peer.onnx"))
+        .collect();
+    peers.sort();
+    assert_eq!(peers.len(), 2, "{}: a pair of peers is committed; {regenerate}", dir.display());
+    peers
+}
+
+/// The committed reference peers run the same on tract and ONNX Runtime (within 1e-4 on 256 test
+/// samples), and through tract with their sidecar's normalisation they reproduce the test accuracy
+/// recorded at training time on the whole test split of their seed.
+#[test]
+fn committed_reference_peers_agree_on_tract_and_onnx_runtime() {
+    for (pair, dataset) in [("mnist8", "mnist8"), ("imu", "imu-right")] {
+        for path in reference_peers(pair) {
+            let sidecar = ModelMeta::load(&ModelMeta::sidecar_path(&path)).unwrap();
+            let prov = sidecar.provenance.clone().expect("reference peers record their provenance");
+            let data = source::load_train_data(dataset, prov.seed).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((prov.dataset.as_str(), &prov.dataset_sha256), (dataset, &data.sha256), "{path:?}");
+            assert_eq!(sidecar.labels, data.labels);
+            let test = &data.test;
+            let mut tract = Session::load(&path, &SessionOptions::for_backend(BackendKind::Tract)).unwrap();
+            let mut ort = Session::load(&path, &SessionOptions::for_backend(BackendKind::Ort))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+
+            let raw = &test.x[..SAMPLES * data.sample_len];
+            let (a, b) = (tract.run_samples(raw).unwrap(), ort.run_samples(raw).unwrap());
+            let dl = max_diff(&as_f32(a.logits().unwrap()), &as_f32(b.logits().unwrap()));
+            let df = max_diff(&as_f32(a.features().unwrap()), &as_f32(b.features().unwrap()));
+            eprintln!("{}: tract vs ort max |Δlogits| {dl:.2e}, max |Δfeatures| {df:.2e}", path.display());
+            assert!(dl <= 1e-4 && df <= 1e-4, "{}: {dl} / {df}", path.display());
+
+            let logits = as_f32(tract.run_samples(&test.x).unwrap().logits().unwrap());
+            let classes = data.labels.len();
+            let correct = logits
+                .chunks(classes)
+                .zip(&test.y)
+                .filter(|&(row, &y)| {
+                    let best = row.iter().enumerate().max_by(|p, q| p.1.total_cmp(q.1)).unwrap().0;
+                    best == y as usize
+                })
+                .count();
+            let accuracy = correct as f64 / test.len() as f64;
+            let recorded = prov.test_accuracy.expect("test accuracy recorded");
+            eprintln!("{}: test accuracy {accuracy:.4} (recorded {recorded:.4})", path.display());
+            // Float summation order may flip a near-tie or two, no more.
+            assert!(
+                (accuracy - recorded).abs() <= 2.0 / test.len() as f64,
+                "{}: {accuracy} vs recorded {recorded}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
