@@ -86,6 +86,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
             .build_cartesian_2d(0.0..x_max, y_lo..100.0)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("target samples seen")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))

@@ -245,7 +245,8 @@ fn stream<const P: usize, const F: usize, const C: usize>(
             }
             Err(SampleError::NonFinite { .. }) => {}
         }
-        if (k + 1) % every == 0 && labelled > 0 {
+        // Every `every` samples, and at the end of the stream (the final online accuracy).
+        if ((k + 1) % every == 0 || k + 1 == spec.order.len()) && labelled > 0 {
             curve.push(CurvePoint { seen: k + 1, online_accuracy: hits as f64 / labelled as f64 });
         }
     }
