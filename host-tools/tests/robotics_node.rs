@@ -22,6 +22,11 @@ use tandem_runtime::ModelMeta;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 
+/// Keep-last depth of the replaying camera: a best-effort writer drops what its history no
+/// longer holds when its DDS thread falls behind, so a replay that must deliver every frame keeps
+/// all of them (the node's own input depth and queue are raised to match).
+const REPLAY_DEPTH: usize = 1024;
+
 /// Two MNIST8 peers of one cohort under models/ (by their sidecars' provenance).
 fn mnist8_pair() -> (Vec<PathBuf>, ModelMeta) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
@@ -161,7 +166,7 @@ fn replay(
     first: usize,
     period: Duration,
 ) -> Vec<Prediction> {
-    let camera = t.publisher::<Image>(topic, qos::sensor_data(5)).unwrap();
+    let camera = t.publisher::<Image>(topic, qos::sensor_data(REPLAY_DEPTH)).unwrap();
     let sub = t.subscription::<Prediction>(predictions, qos::results_reader(4096)).unwrap();
     assert!(t.wait_for_subscribers(&camera, 1, Duration::from_secs(20)), "the node subscribes to {topic}");
     assert!(t.wait_for_publishers(&sub, 1, Duration::from_secs(20)), "the node publishes {predictions}");
@@ -246,6 +251,11 @@ fn the_node_replays_uci_digits_exactly_like_tandem_adapt_across_a_restart() {
             ["--name", "digits", "--topic", "/digits/image", "--prediction-topic", "/digits/prediction"]
                 .map(String::from),
         )
+        .chain(
+            // Room for the whole replay: every frame must be predicted even when other builds
+            // stall the node for a while.
+            ["--queue", "1024", "--depth", "1024"].map(String::from),
+        )
         .chain(["--state".to_string(), state.display().to_string()])
         .collect()
     };
@@ -265,6 +275,10 @@ fn the_node_replays_uci_digits_exactly_like_tandem_adapt_across_a_restart() {
 
     let mut node = Proc::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     node.wait_for(&format!("{half} samples seen"), 60);
+    // A fresh participant for the second run: a second reader of the same topic in one
+    // participant would be handed every prediction twice.
+    drop(t);
+    let mut t = probe(d);
     let got2 = replay(
         &mut t,
         "/digits/image",
@@ -341,6 +355,10 @@ fn three_node_processes_and_a_merger_process() {
                 "--fleet-publish",
                 &every,
                 "--fleet-accept",
+                "--queue",
+                "1024",
+                "--depth",
+                "1024",
             ])
         })
         .collect();

@@ -62,6 +62,9 @@ pub struct Args {
     /// Samples waiting for inference (the oldest is dropped when full).
     #[arg(long)]
     pub queue: Option<usize>,
+    /// DDS keep-last depth of the input subscription.
+    #[arg(long)]
+    pub depth: Option<usize>,
     /// Raw value = pixel byte × this.
     #[arg(long)]
     pub pixel_scale: Option<f32>,
@@ -105,7 +108,7 @@ impl Args {
         set!(method => c.method, backend => c.backend, name => c.name, domain => c.domain_id,
              topic => c.input.topic, prediction_topic => c.output.prediction_topic,
              status_topic => c.output.status_topic, status_period => c.output.status_period_s,
-             queue => c.input.queue, pixel_scale => c.input.pixel_scale, imu_stride => c.input.imu_stride);
+             queue => c.input.queue, depth => c.input.depth, pixel_scale => c.input.pixel_scale, imu_stride => c.input.imu_stride);
         if let Some(p) = &self.sources {
             c.sources = Some(p.clone());
         }
