@@ -8,7 +8,7 @@
 //! - three nodes and one merger: states merged by samples seen, loaded by the nodes; a state for
 //!   other models is refused and counted.
 //!
-//! Needs the peers (committed in models/) and the datasets (`tandem data fetch mnist8 optdigits`).
+//! Needs the peers (committed in models/) and the datasets (`tandem data fetch mnist optdigits`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ fn digits_stream(meta: &ModelMeta) -> (Vec<Vec<f32>>, Vec<u8>) {
     let split =
         SourceSplit { seed: meta.provenance.as_ref().map_or(0, |p| p.seed), val_frac: 0.1, test_frac: 0.1 };
     let t = target::from_dataset("optdigits", Some(("mnist8", split)), false)
-        .unwrap_or_else(|e| panic!("{e:#} (fetch the data with: tandem data fetch mnist8 optdigits)"));
+        .unwrap_or_else(|e| panic!("{e:#} (fetch the data with: tandem data fetch mnist optdigits)"));
     let (pool, order) = target::make_stream(&t, StreamKind::Normal, 0).unwrap();
     let y = pool.y.as_ref().unwrap();
     let samples = order.iter().map(|&i| pool.x[i * t.sample_len..(i + 1) * t.sample_len].to_vec()).collect();

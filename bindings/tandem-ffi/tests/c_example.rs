@@ -53,7 +53,7 @@ fn peers_and_sources(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
     let config = tandem_ros::config::NodeConfig { peers: peers.clone(), ..Default::default() };
     let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
     let stats: SourceStats = tandem_cli::cmd::node::source_stats(&config, &mut loaded)
-        .expect("source statistics (fetch the data with: tandem data fetch mnist8)");
+        .expect("source statistics (fetch the data with: tandem data fetch mnist)");
     let path = dir.join("mnist8.tdss");
     stats.save(&path).unwrap();
     (peers, path)

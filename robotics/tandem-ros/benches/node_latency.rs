@@ -5,7 +5,7 @@
 //! ```text
 //! tandem data export optdigits --out /tmp/digits
 //! tandem node --peers A.onnx,B.onnx --write-sources /tmp/mnist8.tdss
-//! cargo bench -p tandem-ros --bench node_latency -- --peers A.onnx,B.onnx \
+//! cargo test -p tandem-ros --bench node_latency -- --peers A.onnx,B.onnx \
 //!     --sources /tmp/mnist8.tdss --frames /tmp/digits/optdigits-x.npy
 //! ```
 //!
