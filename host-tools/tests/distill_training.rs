@@ -28,10 +28,18 @@ fn bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn checkpoints(dir: &Path) -> Vec<Vec<u8>> {
+/// Every tensor (name and bytes) of the best checkpoints and the run state; the state's metadata
+/// holds wall-clock timings, so files are compared by their tensors.
+fn checkpoints(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
     ["peer0-mlp8.safetensors", "peer1-cnn8.safetensors", dml::STATE_FILE]
         .iter()
-        .map(|f| bytes(&dir.join(f)))
+        .map(|f| {
+            let data = bytes(&dir.join(f));
+            let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+            let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+            names.sort();
+            names.into_iter().map(|n| (n.clone(), st.tensor(&n).unwrap().data().to_vec())).collect()
+        })
         .collect()
 }
 

@@ -471,7 +471,8 @@ pub fn distill(
         epochs_done: 0,
         adam_steps: vec![0; config.cohort.len()],
         history: Vec::new(),
-        best: vec![(0, f64::NEG_INFINITY); config.cohort.len()],
+        // -1 (not -inf, which JSON cannot hold): any accuracy beats it.
+        best: vec![(0, -1.0); config.cohort.len()],
     };
     if state_path.exists() {
         let (tensors, saved): (_, RunState) = checkpoint::read_tensors(&state_path)?;
