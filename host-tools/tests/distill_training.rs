@@ -15,11 +15,11 @@ fn mnist8(seed: u64) -> TrainData {
     source::load_train_data("mnist8", seed).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Two peers of different architectures, 2 epochs on 1,500 training samples.
+/// Two peers of different architectures, 2 epochs on 2,500 training samples.
 fn quick(seed: u64) -> DistillConfig {
     DistillConfig {
         epochs: 2,
-        limit: Some(1500),
+        limit: Some(2500),
         ..DistillConfig::new("mnist8", vec![Arch::Mlp8, Arch::Cnn8], seed)
     }
 }
@@ -50,7 +50,7 @@ fn mutual_learning_trains_every_peer_and_writes_checkpoints_and_metrics() {
     let metrics = dml::distill(&quick(1), &data, &[], dir.path(), false, &mut Silent).unwrap();
     assert!(metrics.finished);
     assert_eq!(metrics.epochs.len(), 2);
-    assert_eq!(metrics.dataset.train, 1500);
+    assert_eq!(metrics.dataset.train, 2500);
     for (k, p) in metrics.peers.iter().enumerate() {
         // 10 classes: chance is 10 %. Two short epochs already learn the digits.
         assert!(p.best_val_accuracy > 0.75, "peer {k}: val {}", p.best_val_accuracy);

@@ -21,6 +21,13 @@ impl Split {
         self.y.is_empty()
     }
 
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize], sample_len: usize) -> Split {
+        let x =
+            indices.iter().flat_map(|&i| &self.x[i * sample_len..(i + 1) * sample_len]).copied().collect();
+        Split { x, y: indices.iter().map(|&i| self.y[i]).collect() }
+    }
+
     /// The first `n` samples (all of them if there are fewer).
     pub fn head(&self, n: usize, sample_len: usize) -> Split {
         let n = n.min(self.len());

@@ -455,7 +455,13 @@ pub fn distill(
     let state_path = out.join(STATE_FILE);
 
     let train = match config.limit {
-        Some(n) => data.train.head(n, data.sample_len),
+        Some(n) => {
+            // Splits may be ordered by class: a seeded random subset keeps every class.
+            let mut indices = epoch_order(config.seed, 0, data.train.len());
+            indices.truncate(n);
+            indices.sort_unstable();
+            data.train.select(&indices, data.sample_len)
+        }
         None => data.train.clone(),
     };
     let channels = cohort_channels(&config.cohort, classes);
