@@ -1,6 +1,6 @@
 //! `tandem pack peer.onnx --calib DATA --target cortex-m4|cortex-m7 [--f32] -o peer.tdm`.
 
-use crate::pack::{calib, cohort, fixture, pack_file, PackOptions, Target};
+use crate::pack::{cohort, fixture, pack_file, PackOptions, Target};
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -101,15 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.fixture {
         let name = args.fixture_data.as_deref().unwrap_or(&args.calib);
-        let meta = tandem_runtime::ModelMeta::load_for_model(&args.model)?;
-        let seed = meta.and_then(|m| m.provenance).map_or(calib::DEFAULT_SPLIT_SEED, |p| p.seed);
-        let test = calib::split(name, seed, calib::Part::Test)?;
-        let n = args.fixture_samples.clamp(1, test.len().max(1));
-        let picks: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
-        let samples: Vec<Vec<f32>> =
-            picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
-        let labels: Vec<u8> = picks.iter().map(|&i| test.y[i]).collect();
-        let f = fixture::write(&packed.blob, &samples, &labels, dir)?;
+        let f = fixture::from_test_split(&packed.blob, &args.model, name, args.fixture_samples, dir)?;
         println!(
             "  fixture          {} ({} samples of {name}'s test split, {}/{} correct on the host)",
             dir.display(),

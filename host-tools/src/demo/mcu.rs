@@ -4,7 +4,7 @@
 
 use super::peers::PeerInfo;
 use super::{DemoOptions, SOURCE};
-use crate::pack::{calib, fixture, pack_file, PackOptions, Target};
+use crate::pack::{fixture, pack_file, PackOptions, Target};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::process::Command;
@@ -51,15 +51,7 @@ pub fn run(peer: &PeerInfo, options: &DemoOptions) -> Result<McuFigures> {
         peer.arch, r.flash_bytes, r.arena_bytes, r.lower_bound, r.macs
     );
     let dir = options.out.join("mcu");
-    let seed = tandem_runtime::ModelMeta::load_for_model(&peer.onnx)?
-        .and_then(|m| m.provenance)
-        .map_or(calib::DEFAULT_SPLIT_SEED, |p| p.seed);
-    let test = calib::split(SOURCE, seed, calib::Part::Test)?;
-    let n = FIXTURE_SAMPLES.min(test.len());
-    let picks: Vec<usize> = (0..n).map(|k| k * test.len() / n.max(1)).collect();
-    let samples: Vec<Vec<f32>> = picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
-    let labels: Vec<u8> = picks.iter().map(|&i| test.y[i]).collect();
-    let host = fixture::write(&packed.blob, &samples, &labels, &dir)?;
+    let host = fixture::from_test_split(&packed.blob, &peer.onnx, SOURCE, FIXTURE_SAMPLES, &dir)?;
     let qemu = run_in_qemu(&dir, &host.expected, options).map_err(|e| {
         let why = format!("{e:#}");
         eprintln!("    QEMU run skipped: {why}");

@@ -32,6 +32,26 @@ pub fn write(blob: &[u8], samples: &[Vec<f32>], labels: &[u8], dir: &Path) -> Re
     Ok(fixture)
 }
 
+/// Write a fixture of `n` samples spread evenly over `dataset`'s test split, split with the seed
+/// of `model`'s sidecar provenance (the split the peer was trained with).
+pub fn from_test_split(
+    blob: &[u8],
+    model: &Path,
+    dataset: &str,
+    n: usize,
+    dir: &Path,
+) -> Result<Fixture, PackError> {
+    let meta =
+        tandem_runtime::ModelMeta::load_for_model(model).map_err(|e| PackError::Sidecar(e.to_string()))?;
+    let seed = meta.and_then(|m| m.provenance).map_or(super::calib::DEFAULT_SPLIT_SEED, |p| p.seed);
+    let test = super::calib::split(dataset, seed, super::calib::Part::Test)?;
+    let n = n.clamp(1, test.len().max(1));
+    let picks: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
+    let samples: Vec<Vec<f32>> = picks.iter().filter_map(|&i| test.sample(i).map(<[f32]>::to_vec)).collect();
+    let labels: Vec<u8> = picks.iter().map(|&i| test.y[i]).collect();
+    write(blob, &samples, &labels, dir)
+}
+
 /// The lines `tandem-infer` prints for `samples`: class, label and CRC-32 of the raw logits
 /// per sample, then the accuracy and a digest of all logits.
 pub fn run(blob: &[u8], samples: &[Vec<f32>], labels: &[u8]) -> Result<Fixture, PackError> {
