@@ -227,3 +227,20 @@ fn export_writes_what_load_returns() {
     assert_eq!(x.data, npy::NpyData::F32(d.x));
     assert_eq!(npy::read(&out.path().join("optdigits-y.npy")).unwrap().data, npy::NpyData::U8(d.y));
 }
+
+#[test]
+fn raw_export_is_little_endian_sample_after_sample() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["data", "export", "optdigits", "--raw", "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let d = load("optdigits");
+    let bytes = std::fs::read(out.path().join("optdigits-x.f32")).unwrap();
+    let x: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(x.len(), 1_797 * 64);
+    assert_eq!(x, d.x);
+    assert_eq!(std::fs::read(out.path().join("optdigits-y.u8")).unwrap(), d.y);
+}

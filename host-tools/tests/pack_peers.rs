@@ -23,23 +23,10 @@ use tandem_runtime::ModelMeta;
 /// Every peer under models/ trained on `dataset` (by its sidecar's provenance).
 fn peers(dataset: &str) -> Vec<(PathBuf, ModelMeta)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "onnx") {
-                if let Ok(Some(meta)) = ModelMeta::load_for_model(&path) {
-                    if meta.provenance.as_ref().is_some_and(|p| p.dataset == dataset) {
-                        found.push((path, meta));
-                    }
-                }
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let found: Vec<_> = ModelMeta::find_under(&root)
+        .into_iter()
+        .filter(|(_, meta)| meta.provenance.as_ref().is_some_and(|p| p.dataset == dataset))
+        .collect();
     assert!(
         !found.is_empty(),
         "no {dataset} peer with a sidecar under {}: the reference peers must be committed there",

@@ -20,27 +20,15 @@ fn static_lib() -> PathBuf {
 /// Two mutually trained MNIST8 peers under models/ (by their sidecars' provenance).
 fn mnist8_pair() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "onnx") {
-                if let Ok(Some(meta)) = tandem_runtime::ModelMeta::load_for_model(&path) {
-                    if meta
-                        .provenance
-                        .as_ref()
-                        .is_some_and(|p| p.dataset == "mnist8" && p.training.starts_with("mutual"))
-                    {
-                        found.push(path);
-                    }
-                }
-            }
-        }
-    }
-    found.sort();
+    let mut found: Vec<PathBuf> = tandem_runtime::ModelMeta::find_under(&root)
+        .into_iter()
+        .filter(|(_, meta)| {
+            meta.provenance
+                .as_ref()
+                .is_some_and(|p| p.dataset == "mnist8" && p.training.starts_with("mutual"))
+        })
+        .map(|(path, _)| path)
+        .collect();
     assert!(found.len() >= 2, "no mutually trained MNIST8 pair with sidecars under {}", root.display());
     found.truncate(2);
     found

@@ -11,11 +11,7 @@ use tandem_adapt::{
     SampleError,
 };
 
-/// Feature capacities compiled in: a peer's features are zero-padded to the next one (the
-/// padded head gives identical logits).
-pub const FEATURE_CAPACITIES: [usize; 6] = [8, 16, 32, 64, 128, 256];
-/// Class counts compiled in.
-pub const MAX_CLASSES: usize = 16;
+pub use tandem_adapt::shapes::{dispatch, Shaped};
 
 /// One peer's data for a task: its source head, and the features of the source training
 /// samples (for the source statistics), of the target stream and of the target test set.
@@ -83,66 +79,6 @@ pub struct Outcome {
     /// The final state as a snapshot (what `--save` writes).
     #[serde(skip)]
     pub snapshot: Vec<u8>,
-}
-
-/// A computation over one `(P, F, C)` instantiation.
-pub trait Shaped {
-    type Out;
-    fn call<const P: usize, const F: usize, const C: usize>(self) -> Self::Out;
-}
-
-/// The smallest compiled-in capacity that holds `features`.
-pub fn feature_capacity(features: usize) -> Option<usize> {
-    FEATURE_CAPACITIES.iter().copied().find(|&c| c >= features)
-}
-
-/// Run `job` with `P = peers`, `F` = the capacity for `features`, `C = classes`.
-pub fn dispatch<J: Shaped>(peers: usize, features: usize, classes: usize, job: J) -> Result<J::Out> {
-    let Some(f) = feature_capacity(features) else {
-        bail!(
-            "{features} features: at most {} are supported",
-            FEATURE_CAPACITIES[FEATURE_CAPACITIES.len() - 1]
-        );
-    };
-    macro_rules! classes {
-        ($p:literal, $f:literal) => {
-            match classes {
-                2 => Ok(job.call::<$p, $f, 2>()),
-                3 => Ok(job.call::<$p, $f, 3>()),
-                4 => Ok(job.call::<$p, $f, 4>()),
-                5 => Ok(job.call::<$p, $f, 5>()),
-                6 => Ok(job.call::<$p, $f, 6>()),
-                7 => Ok(job.call::<$p, $f, 7>()),
-                8 => Ok(job.call::<$p, $f, 8>()),
-                9 => Ok(job.call::<$p, $f, 9>()),
-                10 => Ok(job.call::<$p, $f, 10>()),
-                11 => Ok(job.call::<$p, $f, 11>()),
-                12 => Ok(job.call::<$p, $f, 12>()),
-                13 => Ok(job.call::<$p, $f, 13>()),
-                14 => Ok(job.call::<$p, $f, 14>()),
-                15 => Ok(job.call::<$p, $f, 15>()),
-                16 => Ok(job.call::<$p, $f, 16>()),
-                _ => bail!("{classes} classes: 2..={MAX_CLASSES} are supported"),
-            }
-        };
-    }
-    macro_rules! features {
-        ($p:literal) => {
-            match f {
-                8 => classes!($p, 8),
-                16 => classes!($p, 16),
-                32 => classes!($p, 32),
-                64 => classes!($p, 64),
-                128 => classes!($p, 128),
-                _ => classes!($p, 256),
-            }
-        };
-    }
-    match peers {
-        1 => features!(1),
-        2 => features!(2),
-        _ => bail!("{peers} peers: cohorts of 1 or 2 peers are supported"),
-    }
 }
 
 /// Copy a feature row into a zero-padded fixed array.

@@ -38,6 +38,10 @@ enum DataCommand {
         /// Output folder.
         #[arg(long)]
         out: std::path::PathBuf,
+        /// Raw little-endian files instead of NPY, for C programs and firmware:
+        /// `<name>-x.f32` (sample after sample) and `<name>-y.u8`.
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -50,14 +54,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             list(&cache);
             Ok(())
         }
-        DataCommand::Export { names, out } => export(&cache, &names, &out),
+        DataCommand::Export { names, out, raw } => export(&cache, &names, &out, raw),
     }
 }
 
-fn export(cache: &Cache, names: &[String], out: &std::path::Path) -> anyhow::Result<()> {
+fn export(cache: &Cache, names: &[String], out: &std::path::Path, raw: bool) -> anyhow::Result<()> {
     for name in names {
         let d = data::load_from(cache, name)?;
         let shape: Vec<usize> = std::iter::once(d.len()).chain(d.sample_shape.iter().copied()).collect();
+        if raw {
+            let x: Vec<u8> = d.x.iter().flat_map(|v| v.to_le_bytes()).collect();
+            for (file, bytes) in [(format!("{name}-x.f32"), &x), (format!("{name}-y.u8"), &d.y)] {
+                let path = out.join(file);
+                data::write_atomic(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+            }
+            eprintln!("{name}: {shape:?} samples of f32, labels as u8");
+            continue;
+        }
         let x = NpyArray::new(shape, NpyData::F32(d.x))?;
         let y = NpyArray::new(vec![d.y.len()], NpyData::U8(d.y))?;
         for (suffix, array) in [("x", &x), ("y", &y)] {

@@ -50,6 +50,7 @@ pub mod labels;
 pub mod math;
 mod merge;
 mod prototypes;
+pub mod shapes;
 pub mod snapshot;
 mod state;
 mod stats;

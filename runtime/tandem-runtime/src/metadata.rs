@@ -166,6 +166,28 @@ impl ModelMeta {
         }
     }
 
+    /// Every ONNX model below `root` (recursively) that has a readable sidecar, sorted by path:
+    /// how tools and tests find the committed peers (filtering on the sidecar's provenance).
+    /// Unreadable folders and models without a valid sidecar are passed over.
+    pub fn find_under(root: &Path) -> Vec<(PathBuf, Self)> {
+        let mut found = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "onnx") {
+                    if let Ok(Some(meta)) = Self::load_for_model(&path) {
+                        found.push((path, meta));
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// Serialise to TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("sidecar serialises")
@@ -263,5 +285,23 @@ mod tests {
             ModelMeta::sidecar_path(Path::new("models/a/peer.onnx")),
             PathBuf::from("models/a/peer.toml")
         );
+    }
+
+    #[test]
+    fn finds_models_with_a_valid_sidecar_below_a_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let nested = root.path().join("run/peer1");
+        std::fs::create_dir_all(&nested).unwrap();
+        for dir in [root.path(), nested.as_path()] {
+            std::fs::write(dir.join("peer.onnx"), b"model").unwrap();
+            std::fs::write(dir.join("peer.toml"), sample().to_toml()).unwrap();
+        }
+        std::fs::write(root.path().join("bare.onnx"), b"no sidecar").unwrap();
+        std::fs::write(root.path().join("broken.onnx"), b"bad sidecar").unwrap();
+        std::fs::write(root.path().join("broken.toml"), "version = [").unwrap();
+        std::fs::write(root.path().join("notes.toml"), sample().to_toml()).unwrap();
+        let found: Vec<PathBuf> = ModelMeta::find_under(root.path()).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(found, vec![root.path().join("peer.onnx"), nested.join("peer.onnx")]);
+        assert!(ModelMeta::find_under(&root.path().join("missing")).is_empty());
     }
 }

@@ -141,6 +141,12 @@ impl ModelBuilder {
 /// A Tandem-shaped peer for tests: `input [N, inputs]` → Gemm + Relu → `features [N, features]` →
 /// Gemm `head` → `logits [N, classes]`, weights from a fixed formula.
 pub fn tiny_peer(inputs: usize, features: usize, classes: usize) -> Vec<u8> {
+    shaped_peer(&[inputs], features, classes)
+}
+
+/// [`tiny_peer`] taking `input [N, ...dims]`, flattened inside the graph when `dims` has more
+/// than one axis (an image `[N, C, H, W]`, an IMU window `[N, 6, T]`).
+pub fn shaped_peer(dims: &[usize], features: usize, classes: usize) -> Vec<u8> {
     let n = || Dim::Symbolic("N".into());
     let f32s = |len: usize, scale: f32| -> Vec<f32> {
         (0..len).map(|i| ((i * 7 + 3) % 11) as f32 / 11.0 * scale - scale / 2.0).collect()
@@ -149,21 +155,24 @@ pub fn tiny_peer(inputs: usize, features: usize, classes: usize) -> Vec<u8> {
         let len = shape.iter().product();
         Tensor::new(shape, f32s(len, scale)).expect("shape matches length")
     };
-    ModelBuilder::new(13)
-        .input("input", TensorDtype::F32, &[n(), Dim::Fixed(inputs)])
+    let inputs: usize = dims.iter().product();
+    let mut input_dims = vec![n()];
+    input_dims.extend(dims.iter().map(|&d| Dim::Fixed(d)));
+    let mut builder = ModelBuilder::new(13)
+        .input("input", TensorDtype::F32, &input_dims)
         .output("logits", TensorDtype::F32, &[n(), Dim::Fixed(classes)])
         .output("features", TensorDtype::F32, &[n(), Dim::Fixed(features)])
         .initializer("body.weight", &t(vec![features, inputs], 1.0))
         .initializer("body.bias", &t(vec![features], 0.2))
         .initializer("head.weight", &t(vec![classes, features], 2.0))
-        .initializer("head.bias", &t(vec![classes], 0.5))
-        .node(
-            "Gemm",
-            "body",
-            &["input", "body.weight", "body.bias"],
-            &["pre"],
-            &[("transB", AttrValue::Int(1))],
-        )
+        .initializer("head.bias", &t(vec![classes], 0.5));
+    let mut flat = "input";
+    if dims.len() > 1 {
+        builder = builder.node("Flatten", "flatten", &["input"], &["flat"], &[("axis", AttrValue::Int(1))]);
+        flat = "flat";
+    }
+    builder
+        .node("Gemm", "body", &[flat, "body.weight", "body.bias"], &["pre"], &[("transB", AttrValue::Int(1))])
         .node("Relu", "act", &["pre"], &["features"], &[])
         .node(
             "Gemm",

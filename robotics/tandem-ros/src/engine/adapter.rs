@@ -1,32 +1,20 @@
 //! A `tandem-adapt` cohort behind a trait object, so sizes chosen at run time (the peers'
 //! features and classes) pick one of the compiled-in const-generic instantiations.
 //!
-//! The capacities are `tandem adapt`'s (features padded to 8, 16, …, 256; 2..=16 classes;
-//! 1 or 2 peers): a node's snapshots and the offline harness's have the same shape and
-//! load into each other.
+//! The capacities are `tandem_adapt::shapes`' (features padded to 8, 16, …, 256; 2..=16
+//! classes; 1 or 2 peers), the same as `tandem adapt`'s: a node's snapshots and the offline
+//! harness's have the same shape and load into each other.
 
 use super::sources::{PeerStats, SourceStats};
 use super::EngineError;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
+use tandem_adapt::shapes::{Shaped, Unsupported};
 use tandem_adapt::snapshot::{self, Header};
 use tandem_adapt::{
     AdaptState, Cohort, Config, Counters, FeatureStats, GuardEvent, Head, HeadLoss, MemStore, PeerSource,
     SampleError, SnapshotError, SnapshotStore,
 };
-
-/// Feature capacities compiled in (a peer's features are zero-padded to the next one; the
-/// padded head gives identical logits). The same as `tandem adapt`'s.
-pub const FEATURE_CAPACITIES: [usize; 6] = [8, 16, 32, 64, 128, 256];
-/// Class counts compiled in: `2..=MAX_CLASSES`.
-pub const MAX_CLASSES: usize = 16;
-/// Peer counts compiled in: `1..=MAX_PEERS`.
-pub const MAX_PEERS: usize = 2;
-
-/// The smallest compiled-in feature capacity that holds `features`.
-pub fn feature_capacity(features: usize) -> Option<usize> {
-    FEATURE_CAPACITIES.iter().copied().find(|&c| c >= features && features > 0)
-}
 
 /// What the cohort said about one sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,55 +160,11 @@ pub fn check_snapshot(bytes: &[u8], fingerprint: u32) -> Result<Header, EngineEr
     Ok(dispatch(h.peers as usize, h.features as usize, h.classes as usize, Check { bytes, fingerprint })??)
 }
 
-/// A computation over one `(P, F, C)` instantiation.
-trait Shaped {
-    type Out;
-    fn call<const P: usize, const F: usize, const C: usize>(self) -> Self::Out;
-}
-
-/// Run `job` with `P = peers`, `F` = the capacity for `features`, `C = classes`.
+/// Run `job` in the instantiation for these sizes.
 fn dispatch<J: Shaped>(peers: usize, features: usize, classes: usize, job: J) -> Result<J::Out, EngineError> {
-    let unsupported = || EngineError::Unsupported { peers, features, classes };
-    let f = feature_capacity(features).ok_or_else(unsupported)?;
-    macro_rules! classes {
-        ($p:literal, $f:literal) => {
-            match classes {
-                2 => Ok(job.call::<$p, $f, 2>()),
-                3 => Ok(job.call::<$p, $f, 3>()),
-                4 => Ok(job.call::<$p, $f, 4>()),
-                5 => Ok(job.call::<$p, $f, 5>()),
-                6 => Ok(job.call::<$p, $f, 6>()),
-                7 => Ok(job.call::<$p, $f, 7>()),
-                8 => Ok(job.call::<$p, $f, 8>()),
-                9 => Ok(job.call::<$p, $f, 9>()),
-                10 => Ok(job.call::<$p, $f, 10>()),
-                11 => Ok(job.call::<$p, $f, 11>()),
-                12 => Ok(job.call::<$p, $f, 12>()),
-                13 => Ok(job.call::<$p, $f, 13>()),
-                14 => Ok(job.call::<$p, $f, 14>()),
-                15 => Ok(job.call::<$p, $f, 15>()),
-                16 => Ok(job.call::<$p, $f, 16>()),
-                _ => Err(unsupported()),
-            }
-        };
-    }
-    macro_rules! features {
-        ($p:literal) => {
-            match f {
-                8 => classes!($p, 8),
-                16 => classes!($p, 16),
-                32 => classes!($p, 32),
-                64 => classes!($p, 64),
-                128 => classes!($p, 128),
-                _ => classes!($p, 256),
-            }
-        };
-    }
-    match peers {
-        1 => features!(1),
-        2 => features!(2),
-        _ => Err(unsupported()),
-    }
+    tandem_adapt::shapes::dispatch(peers, features, classes, job).map_err(
+        |Unsupported { peers, features, classes }| EngineError::Unsupported { peers, features, classes },
+    )
 }
 
 /// Copy a feature row into a zero-padded fixed array.

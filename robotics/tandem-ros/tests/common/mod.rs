@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use tandem_ros::engine::{Engine, EngineOptions, SourceStats};
-use tandem_runtime::onnx_builder::tiny_peer;
+use tandem_runtime::onnx_builder::shaped_peer;
 use tandem_runtime::{InputSpec, Layout, ModelMeta, Normalisation, OutputNames, TensorDtype};
 
 /// Keep-last depth of the test publishers' sensor QoS: a best-effort writer drops what its
@@ -20,27 +20,10 @@ pub const INPUTS: usize = 64;
 /// Classes of the fixture peers.
 pub const CLASSES: usize = 10;
 
-/// Write a peer with `features` features to `dir/name.onnx` (+ `name.toml`); returns its path.
+/// Write a flat peer (`[N, 64]`) with `features` features to `dir/name.onnx` (+ `name.toml`);
+/// returns its path.
 pub fn write_peer(dir: &Path, name: &str, features: usize) -> PathBuf {
-    let path = dir.join(format!("{name}.onnx"));
-    std::fs::write(&path, tiny_peer(INPUTS, features, CLASSES)).unwrap();
-    let meta = ModelMeta {
-        version: tandem_runtime::metadata::SIDECAR_VERSION,
-        name: name.into(),
-        input: InputSpec {
-            name: "input".into(),
-            shape: vec![-1, INPUTS as i64],
-            dtype: TensorDtype::F32,
-            layout: Layout::NC,
-        },
-        normalisation: Normalisation { mean: vec![8.0], std: vec![5.0] },
-        outputs: OutputNames::default(),
-        labels: (0..CLASSES).map(|d| format!("digit-{d}")).collect(),
-        head: Some(tandem_runtime::HeadSpec { features, classes: CLASSES }),
-        provenance: None,
-    };
-    std::fs::write(ModelMeta::sidecar_path(&path), meta.to_toml()).unwrap();
-    path
+    write_image_peer(dir, name, &[INPUTS], Layout::NC, features)
 }
 
 /// Write an IMU peer taking `[N, 6, length]` windows (NCW) to `dir/name.onnx` (+ sidecar).
@@ -59,7 +42,7 @@ pub fn write_image_peer(dir: &Path, name: &str, dims: &[usize], layout: Layout, 
 }
 
 /// A peer whose input `[N, ...dims]` is flattened, then Gemm + Relu (`features`), then the
-/// Gemm `head`.
+/// Gemm `head` (`tandem_runtime::onnx_builder::shaped_peer`), with its sidecar.
 fn write_shaped_peer(
     dir: &Path,
     name: &str,
@@ -69,43 +52,8 @@ fn write_shaped_peer(
     labels: Vec<String>,
     features: usize,
 ) -> PathBuf {
-    use tandem_runtime::onnx_builder::{AttrValue, ModelBuilder};
-    use tandem_runtime::{Dim, Tensor};
     let classes = labels.len();
-    let inputs: usize = dims.iter().product();
-    let t = |shape: Vec<usize>, scale: f32, salt: usize| {
-        let len: usize = shape.iter().product();
-        let v = (0..len).map(|i| ((i * 7 + 3 + salt) % 11) as f32 / 11.0 * scale - scale / 2.0).collect();
-        Tensor::new(shape, v).unwrap()
-    };
-    let mut input_dims = vec![Dim::Symbolic("N".into())];
-    input_dims.extend(dims.iter().map(|&d| Dim::Fixed(d)));
-    let n = || Dim::Symbolic("N".into());
-    let bytes = ModelBuilder::new(13)
-        .input("input", TensorDtype::F32, &input_dims)
-        .output("logits", TensorDtype::F32, &[n(), Dim::Fixed(classes)])
-        .output("features", TensorDtype::F32, &[n(), Dim::Fixed(features)])
-        .initializer("body.weight", &t(vec![features, inputs], 0.5, 1))
-        .initializer("body.bias", &t(vec![features], 0.2, 2))
-        .initializer("head.weight", &t(vec![classes, features], 2.0, 3))
-        .initializer("head.bias", &t(vec![classes], 0.5, 4))
-        .node("Flatten", "flatten", &["input"], &["flat"], &[("axis", AttrValue::Int(1))])
-        .node(
-            "Gemm",
-            "body",
-            &["flat", "body.weight", "body.bias"],
-            &["pre"],
-            &[("transB", AttrValue::Int(1))],
-        )
-        .node("Relu", "act", &["pre"], &["features"], &[])
-        .node(
-            "Gemm",
-            "head",
-            &["features", "head.weight", "head.bias"],
-            &["logits"],
-            &[("transB", AttrValue::Int(1))],
-        )
-        .build();
+    let bytes = shaped_peer(dims, features, classes);
     let path = dir.join(format!("{name}.onnx"));
     std::fs::write(&path, bytes).unwrap();
     let mut shape = vec![-1];
