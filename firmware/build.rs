@@ -47,7 +47,7 @@ fn embed_model() {
     let files = ["model.tdm", "inputs.f32", "labels.u8"];
     let (name, blobs) = match env::var_os("TANDEM_MODEL_DIR") {
         Some(dir) => {
-            let dir = PathBuf::from(dir);
+            let dir = absolute_dir("TANDEM_MODEL_DIR", dir);
             let blobs: Vec<Vec<u8>> = files
                 .iter()
                 .map(|f| {
@@ -107,6 +107,17 @@ fn f32_list(bytes: &[u8], at: usize, n: usize) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// A fixture folder from `var`, which must be absolute: this script runs in the firmware folder,
+/// and cargo does not notice changes to a relative `rerun-if-changed` path that does not resolve
+/// (the previous fixture would stay embedded).
+fn absolute_dir(var: &str, dir: std::ffi::OsString) -> PathBuf {
+    let dir = PathBuf::from(dir);
+    if !dir.is_absolute() {
+        panic!("{var} must be an absolute path, got {} (scripts/firmware makes it absolute)", dir.display());
+    }
+    dir
+}
+
 fn embed_adapt() {
     println!("cargo:rerun-if-env-changed=TANDEM_ADAPT_DIR");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -115,7 +126,7 @@ fn embed_adapt() {
         Some(dir) => files
             .iter()
             .map(|f| {
-                let path = PathBuf::from(&dir).join(f);
+                let path = absolute_dir("TANDEM_ADAPT_DIR", dir.clone()).join(f);
                 println!("cargo:rerun-if-changed={}", path.display());
                 std::fs::read(&path)
                     .unwrap_or_else(|e| panic!("TANDEM_ADAPT_DIR: cannot read {}: {e}", path.display()))

@@ -93,6 +93,8 @@ impl Summary {
 /// Run the demo; returns what it measured (each step that could not run is recorded as skipped).
 pub fn run(options: &DemoOptions) -> Result<Summary> {
     let start = Instant::now();
+    // Absolute: the firmware's build script reads the MCU fixture from another folder.
+    let options = &DemoOptions { out: std::path::absolute(&options.out)?, ..options.clone() };
     std::fs::create_dir_all(&options.out)?;
     let mut s = Summary::default();
     s.step("data: fetch MNIST, UCI digits and the ONNX Runtime library", peers::fetch_data);
