@@ -5,7 +5,7 @@
 //! 2. tract vs ONNX Runtime (CPU provider): p50/p99 latency and throughput at batch 1 and 32, 1 and
 //!    2 threads, on that model and on every peer under `models/`, with the tract / ort ratio.
 //!
-//! `cargo bench --profile dev -p tandem-runtime --bench runtime` (the dev profile builds
+//! `cargo bench --profile dev --workspace --bench runtime` (the dev profile builds
 //! dependencies at opt-level 2 and reuses the test build; needs `tandem data fetch paddle-cls
 //! onnxruntime`).
 
