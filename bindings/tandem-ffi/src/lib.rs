@@ -103,7 +103,7 @@ fn status_of(e: &EngineError) -> TandemStatus {
         | EngineError::Head(_)
         | EngineError::NoSidecar { .. }
         | EngineError::Peers(_) => TANDEM_ERR_MODEL,
-        EngineError::Unsupported { .. } | EngineError::Config(_) => TANDEM_ERR_MODEL,
+        EngineError::Unsupported(_) | EngineError::Config(_) => TANDEM_ERR_MODEL,
         EngineError::Sources { .. } | EngineError::SourcesMismatch(_) => TANDEM_ERR_SOURCES,
         EngineError::SampleLength { .. } => TANDEM_ERR_INPUT,
         EngineError::Snapshot(_) | EngineError::Merge(_) => TANDEM_ERR_SNAPSHOT,

@@ -9,7 +9,7 @@ use super::sources::{PeerStats, SourceStats};
 use super::EngineError;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use tandem_adapt::shapes::{Shaped, Unsupported};
+use tandem_adapt::shapes::Shaped;
 use tandem_adapt::snapshot::{self, Header};
 use tandem_adapt::{
     AdaptState, Cohort, Config, Counters, FeatureStats, GuardEvent, Head, HeadLoss, MemStore, PeerSource,
@@ -162,9 +162,7 @@ pub fn check_snapshot(bytes: &[u8], fingerprint: u32) -> Result<Header, EngineEr
 
 /// Run `job` in the instantiation for these sizes.
 fn dispatch<J: Shaped>(peers: usize, features: usize, classes: usize, job: J) -> Result<J::Out, EngineError> {
-    tandem_adapt::shapes::dispatch(peers, features, classes, job).map_err(
-        |Unsupported { peers, features, classes }| EngineError::Unsupported { peers, features, classes },
-    )
+    Ok(tandem_adapt::shapes::dispatch(peers, features, classes, job)?)
 }
 
 /// Copy a feature row into a zero-padded fixed array.

@@ -43,8 +43,8 @@ pub enum EngineError {
     Peers(String),
     #[error("a sample of {got} values; the peers take {expected} per sample")]
     SampleLength { expected: usize, got: usize },
-    #[error("{peers} peers × {features} features × {classes} classes: not compiled in (1-2 peers, ≤ 256 features, 2-16 classes)")]
-    Unsupported { peers: usize, features: usize, classes: usize },
+    #[error("cohort not compiled in: {0}")]
+    Unsupported(#[from] tandem_adapt::shapes::Unsupported),
     #[error("adaptation configuration: {0}")]
     Config(String),
     #[error("source statistics{}: {error}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
