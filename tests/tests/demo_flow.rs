@@ -3,7 +3,7 @@
 //! stream. Needs what `./scripts/test` installs (QEMU, the firmware toolchain, the datasets
 //! and the ONNX Runtime library); anything missing fails the test with what to install.
 
-use tandem_cli::demo::{self, DemoOptions, StepStatus};
+use tandem_harness::demo::{self, DemoOptions, StepStatus};
 use tandem_tests::repo_root;
 
 #[test]
@@ -17,9 +17,8 @@ fn quick_demo_runs_every_step_and_the_figures_hold() {
         epochs: 0,
         seed: 1,
         firmware_script: root.join("scripts/firmware"),
-        quiet: true,
     };
-    let s = demo::run(&options).unwrap();
+    let s = demo::run(&options, &mut tandem_train::Silent).unwrap();
     for (name, status) in &s.steps {
         assert!(
             matches!(status, StepStatus::Done { .. }),
@@ -65,9 +64,8 @@ fn missing_reference_peers_are_a_clear_error_and_nothing_else_runs() {
         epochs: 0,
         seed: 1,
         firmware_script: repo_root().join("scripts/firmware"),
-        quiet: true,
     };
-    let s = demo::run(&options).unwrap();
+    let s = demo::run(&options, &mut tandem_train::Silent).unwrap();
     let (_, status) = s.steps.iter().find(|(n, _)| n.starts_with("peers")).unwrap();
     match status {
         StepStatus::Skipped { why } => assert!(why.contains("scripts/reference-models"), "{why}"),

@@ -40,7 +40,7 @@ fn peers_and_sources(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
     let peers = mnist8_pair();
     let config = tandem_ros::config::NodeConfig { peers: peers.clone(), ..Default::default() };
     let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
-    let stats: SourceStats = tandem_cli::cmd::node::source_stats(&config, &mut loaded)
+    let stats: SourceStats = tandem_harness::node::source_stats(&config, &mut loaded)
         .expect("source statistics (fetch the data with: tandem data fetch mnist)");
     let path = dir.join("mnist8.tdss");
     stats.save(&path).unwrap();
@@ -51,7 +51,7 @@ fn peers_and_sources(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
 fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
     let dir = tempfile::tempdir().unwrap();
     let (peers, sources) = peers_and_sources(dir.path());
-    let digits = tandem_cli::data::load("optdigits").expect("UCI digits (run `tandem data fetch optdigits`)");
+    let digits = tandem_data::load("optdigits").expect("UCI digits (run `tandem data fetch optdigits`)");
     let n = 300;
     let stream = &digits.x[..n * digits.sample_len()];
     let stream_path = dir.path().join("stream.f32");

@@ -25,7 +25,7 @@ use embedded::{
     ARENA0_SIZE, ARENA1_SIZE, CLASSES, FEATURES, INPUTS, LABELS, PEER0, PEER1, PEERS, SAMPLE_LEN, SOURCES,
 };
 
-/// The configuration the host ran the same stream with (`tandem_cli::pack::cohort::CONFIG`).
+/// The configuration the host ran the same stream with (`tandem_harness::fixture::adaptation::CONFIG`).
 const CONFIG: Config = Config::MUTUAL;
 
 /// The peers' arenas: statics of exactly the sizes the packer planned.

@@ -1,7 +1,7 @@
 //! The node end to end over DDS on loopback (in-process, fixture peers): every prediction
 //! arrives and equals the engine's offline run on the same stream and order; bad input and
 //! floods are counted and dropped; the adapted state survives a restart; IMU windows.
-//! (host-tools/tests/robotics_node.rs does the same with the distilled peers and real data
+//! (host-tools/tandem-cli/tests/robotics_node.rs does the same with the distilled peers and real data
 //! through the `tandem` binary.)
 
 #![cfg(feature = "ros")]

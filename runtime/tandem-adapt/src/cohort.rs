@@ -12,6 +12,7 @@ use crate::store::{Loaded, SnapshotStore};
 
 /// A sample the cohort refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SampleError {
     /// A feature of this peer was NaN or infinite: the sample was skipped and counted.
     NonFinite { peer: usize },

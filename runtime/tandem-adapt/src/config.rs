@@ -124,6 +124,7 @@ pub struct Config {
 
 /// A configuration, or the fixed sizes it is used with, cannot work.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A cohort needs at least one peer.
     NoPeers,

@@ -16,7 +16,8 @@
 //! - **snapshots**: compact, versioned, CRC-checked ([`snapshot`]), stored in A/B NOR-flash
 //!   slots ([`FlashStore`]), an atomically replaced file ([`FileStore`], `std`) or memory
 //!   ([`MemStore`], `alloc`);
-//! - **merge** of several devices' states into one ([`merge()`]).
+//! - **merge** of several devices' states into one ([`merge()`]);
+//! - **methods by name** (`mutual`, `self+adabn`, ...) turned into a [`Config`] ([`method`]).
 //!
 //! Sizes are const generics (`P` peers, `F` features, `C` classes): the whole state is one
 //! fixed-size value, `f32` only, no allocation. NaN/Inf features are skipped and counted.
@@ -49,6 +50,7 @@ mod head;
 pub mod labels;
 pub mod math;
 mod merge;
+pub mod method;
 mod prototypes;
 pub mod shapes;
 pub mod snapshot;
@@ -66,6 +68,7 @@ pub use head::{cross_entropy_grad, entropy_grad, Head, ShapeError};
 #[cfg(feature = "alloc")]
 pub use merge::merge_snapshots;
 pub use merge::{merge, MergeError};
+pub use method::MethodError;
 pub use prototypes::Prototypes;
 pub use snapshot::SnapshotError;
 pub use state::{source_fingerprint, AdaptState, Counters, PeerSource, PeerState};

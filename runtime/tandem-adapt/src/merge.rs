@@ -6,6 +6,7 @@ use crate::stats::FeatureStats;
 
 /// Why states could not be merged.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum MergeError {
     /// Nothing to merge.
     Empty,

@@ -2,11 +2,12 @@
 //!
 //! A host tool (the `tandem adapt` harness, the ROS 2 node, the MCU replay) learns the number
 //! of peers, features and classes from the models it loads, while [`Cohort`](crate::Cohort) takes
-//! them as const generics. [`dispatch`] maps the run-time sizes onto one of a fixed set of
-//! instantiations, so snapshots made by any of these tools have the same shape and load into
-//! each other. Features are zero-padded to the next capacity (the padded head gives identical
-//! logits).
+//! them as const generics. `dispatch` (feature `dispatch`) maps the run-time sizes onto one of
+//! a fixed set of instantiations, so snapshots made by any of these tools have the same shape
+//! and load into each other. Features are zero-padded to the next capacity (the padded head
+//! gives identical logits). The compiled-in sizes and [`feature_capacity`] are always here.
 
+#[cfg(feature = "dispatch")]
 use core::fmt;
 
 /// Feature capacities compiled in: a peer's features are zero-padded to the next one.
@@ -23,12 +24,14 @@ pub fn feature_capacity(features: usize) -> Option<usize> {
 
 /// A computation over one `(P, F, C)` instantiation: `P` peers, `F` feature capacity,
 /// `C` classes.
+#[cfg(feature = "dispatch")]
 pub trait Shaped {
     type Out;
     fn call<const P: usize, const F: usize, const C: usize>(self) -> Self::Out;
 }
 
 /// Sizes with no compiled-in instantiation.
+#[cfg(feature = "dispatch")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported {
     pub peers: usize,
@@ -36,6 +39,7 @@ pub struct Unsupported {
     pub classes: usize,
 }
 
+#[cfg(feature = "dispatch")]
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self { peers, features, classes } = *self;
@@ -48,10 +52,11 @@ impl fmt::Display for Unsupported {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "dispatch", feature = "std"))]
 impl std::error::Error for Unsupported {}
 
 /// Run `job` with `P = peers`, `F` = [`feature_capacity`]`(features)`, `C = classes`.
+#[cfg(feature = "dispatch")]
 pub fn dispatch<J: Shaped>(
     peers: usize,
     features: usize,
@@ -101,7 +106,7 @@ pub fn dispatch<J: Shaped>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "dispatch"))]
 mod tests {
     use super::*;
 

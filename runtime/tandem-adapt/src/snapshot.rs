@@ -33,8 +33,10 @@ pub const VERSION: u16 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 32;
 
-/// Everything that can go wrong encoding, decoding, saving or loading a snapshot.
+/// Everything that can go wrong encoding, decoding, saving or loading a snapshot. Features add
+/// variants (`Io` with `std`), hence `#[non_exhaustive]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// The bytes end before the snapshot does.
     Truncated,

@@ -4,8 +4,11 @@
 /// Everything that can go wrong validating or running a `.tdm`.
 ///
 /// Variants that concern one tensor or one op carry its index. [`Error::code`] gives the
-/// stable code documented in `docs/FORMAT.md`.
+/// stable code documented in `docs/FORMAT.md`. Later format versions and checks add variants
+/// (with new codes), so the enum is `#[non_exhaustive]`: match the ones you handle, and report
+/// the rest by [`Error::code`] or `Display`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// The blob is shorter than its header, or than the length the header declares.
     Truncated,

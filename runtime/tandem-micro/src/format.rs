@@ -2,6 +2,9 @@
 //!
 //! `docs/FORMAT.md` is the reference; [`crate::validate`] checks every field before anything
 //! runs. All integers are little-endian.
+//!
+//! This module is the bottom of the crate: the validator, the kernels, the model and the
+//! writer read the layout from here, and it uses nothing of theirs (only [`Error`]).
 
 use crate::Error;
 
@@ -28,6 +31,24 @@ pub const NO_TENSOR: u16 = 0xFFFF;
 pub const FLAG_INPUT_CHW: u8 = 1;
 /// Op flag of `AvgPool`: padded positions count in the divisor (ONNX `count_include_pad`).
 pub const FLAG_COUNT_PAD: u8 = 1;
+
+/// Most tensors a `.tdm` may declare (bounds the validator's stack use to 1 KB).
+pub const MAX_TENSORS: usize = 256;
+/// Most ops a `.tdm` may declare.
+pub const MAX_OPS: usize = 1024;
+/// Quantization shifts are limited to this range (`2^shift` scaling).
+pub(crate) const SHIFT_RANGE: core::ops::RangeInclusive<i32> = -31..=30;
+/// Entries in the quantization record of an int8 `Add`: three (multiplier, shift) pairs.
+pub(crate) const ADD_QUANT_WORDS: usize = 6;
+/// Fixed left shift of int8 Add (TFLite's `left_shift = 20`): inputs are rescaled at 2^20
+/// precision before they are summed; the multipliers of the Add quant record assume it.
+pub const ADD_LEFT_SHIFT: u32 = 20;
+/// Most elements one pooling window (or a global average) may cover: int8 sums stay far inside
+/// `i32` (`2^16 · 128 = 2^23`).
+pub const MAX_POOL_WINDOW: u32 = 1 << 16;
+/// Largest int8 patch `KH·KW·C/groups` of a `Conv` (the kernel gathers it into a stack buffer
+/// of this many bytes; the validator rejects larger int8 convolutions).
+pub const PATCH_MAX: usize = 1024;
 
 /// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +166,21 @@ pub(crate) fn f32_at(b: &[u8], off: usize) -> Result<f32, Error> {
 
 pub(crate) fn u8_at(b: &[u8], off: usize) -> Result<u8, Error> {
     b.get(off).copied().ok_or(Error::Truncated)
+}
+
+/// The `len` bytes at aligned offset `off` of the data section (a parameter: weights, bias,
+/// quantization table, normalisation pairs); `None` when misaligned or out of bounds.
+pub(crate) fn param(data: &[u8], off: u32, len: usize) -> Option<&[u8]> {
+    let start = off as usize;
+    if !start.is_multiple_of(ALIGN) {
+        return None;
+    }
+    data.get(start..start.checked_add(len)?)
+}
+
+/// Is `op` allowed to write its output over an input occupying exactly the same bytes?
+pub(crate) fn in_place_capable(kind: OpKind) -> bool {
+    matches!(kind, OpKind::Add | OpKind::Reshape | OpKind::Softmax | OpKind::Clamp)
 }
 
 /// The decoded header.

@@ -2,10 +2,10 @@
 //! caller-provided arena.
 
 use crate::format::{
-    f32_at, parse_op, parse_tensor, DType, Header, OpInfo, OpKind, TensorInfo, FLAG_INPUT_CHW,
+    f32_at, param, parse_op, parse_tensor, DType, Header, OpInfo, OpKind, TensorInfo, FLAG_INPUT_CHW,
 };
-use crate::kernels::{self, load, store};
-use crate::validate::{param, validate};
+use crate::kernels::{self, load, store, OpTensors};
+use crate::validate::validate;
 use crate::Error;
 
 /// A validated model. Cheap to copy: it is the blob reference plus the decoded header.
@@ -147,13 +147,22 @@ impl<'a> Model<'a> {
     /// Run op `index` alone (for calibration and debugging; [`Model::run`] runs them all).
     pub fn run_op(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
         self.check_arena(arena)?;
-        kernels::run_op(self, index, arena)
+        self.execute(index, arena)
     }
 
     /// Run the whole model on `arena`, whose input was loaded with [`Model::set_input`].
     pub fn run(&self, arena: &mut [u8]) -> Result<(), Error> {
         self.check_arena(arena)?;
-        (0..self.op_count()).try_for_each(|i| kernels::run_op(self, i, arena))
+        (0..self.op_count()).try_for_each(|i| self.execute(i, arena))
+    }
+
+    /// Look op `index` and its tensors up and hand them to the kernels.
+    fn execute(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
+        let op = self.op(index)?;
+        let x = self.tensor(op.in0)?;
+        let y = self.tensor(op.out)?;
+        let z = if op.kind == OpKind::Add { Some(self.tensor(op.in1)?) } else { None };
+        kernels::run_op(&op, &OpTensors { x, z, y }, self.data(), arena).ok_or(Error::BadOpArgs(index))
     }
 
     /// The raw bytes of tensor `id` (int8 values, or little-endian f32) in `arena`.

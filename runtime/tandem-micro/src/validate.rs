@@ -7,24 +7,14 @@
 //! Work is `O(ops + tensors²)` with both counts capped, so hostile input cannot make it hang.
 
 use crate::format::{
-    f32_at, i32_at, parse_op, parse_tensor, u32_at, DType, Header, OpInfo, OpKind, TensorInfo, ALIGN,
-    CRC_LEN, DATA_ALIGN, FLAG_COUNT_PAD, FLAG_INPUT_CHW, HEADER_LEN, MAGIC, NO_TENSOR, OP_LEN, TENSOR_LEN,
-    VERSION,
+    f32_at, i32_at, in_place_capable, param, parse_op, parse_tensor, u16_at, u32_at, DType, Header, OpInfo,
+    OpKind, TensorInfo, ADD_QUANT_WORDS, ALIGN, CRC_LEN, DATA_ALIGN, FLAG_COUNT_PAD, FLAG_INPUT_CHW,
+    HEADER_LEN, MAGIC, NO_TENSOR, OP_LEN, PATCH_MAX, SHIFT_RANGE, TENSOR_LEN, VERSION,
 };
 use crate::Error;
 
-/// Most tensors a `.tdm` may declare (bounds the validator's stack use to 1 KB).
-pub const MAX_TENSORS: usize = 256;
-/// Most ops a `.tdm` may declare.
-pub const MAX_OPS: usize = 1024;
-/// Quantization shifts are limited to this range (`2^shift` scaling).
-pub(crate) const SHIFT_RANGE: core::ops::RangeInclusive<i32> = -31..=30;
-/// Entries in the quantization record of an int8 `Add`: three (multiplier, shift) pairs.
-pub(crate) const ADD_QUANT_WORDS: usize = 6;
-
-/// Most elements one pooling window (or a global average) may cover: int8 sums stay far inside
-/// `i32` (`2^16 · 128 = 2^23`).
-pub const MAX_POOL_WINDOW: u32 = 1 << 16;
+// The format's limits, where they have always been public (they live in `crate::format`).
+pub use crate::format::{MAX_OPS, MAX_POOL_WINDOW, MAX_TENSORS};
 
 const UNSET: u16 = u16::MAX;
 
@@ -68,7 +58,7 @@ fn check_framing(blob: &[u8]) -> Result<Header, Error> {
     if crate::crc32(body) != u32_at(blob, body_len)? {
         return Err(Error::BadCrc);
     }
-    if crate::format::u16_at(blob, 6)? as usize != HEADER_LEN
+    if u16_at(blob, 6)? as usize != HEADER_LEN
         || !header.reserved_zero
         || header.flags & !FLAG_INPUT_CHW != 0
         || header.target > 2
@@ -148,15 +138,6 @@ fn check_io(blob: &[u8], h: &Header, data: &[u8]) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// The `len` bytes at aligned offset `off` of the data section.
-pub(crate) fn param(data: &[u8], off: u32, len: usize) -> Option<&[u8]> {
-    let start = off as usize;
-    if !start.is_multiple_of(ALIGN) {
-        return None;
-    }
-    data.get(start..start.checked_add(len)?)
 }
 
 /// Does this kind take a fused activation clamp?
@@ -275,7 +256,7 @@ fn check_op(blob: &[u8], h: &Header, data: &[u8], i: u16, op: &OpInfo) -> Result
                 return Err(bad);
             }
             let per_out = usize::from(op.kh) * usize::from(op.kw) * usize::from(x.c / g);
-            if dtype == DType::I8 && per_out > crate::kernels::PATCH_MAX {
+            if dtype == DType::I8 && per_out > PATCH_MAX {
                 return Err(bad);
             }
             check_weighted(data, op, i, dtype, usize::from(y.c), per_out)?;
@@ -328,11 +309,6 @@ fn check_op(blob: &[u8], h: &Header, data: &[u8], i: u16, op: &OpInfo) -> Result
         }
     }
     Ok(())
-}
-
-/// Is `op` allowed to write its output over an input occupying exactly the same bytes?
-pub(crate) fn in_place_capable(kind: OpKind) -> bool {
-    matches!(kind, OpKind::Add | OpKind::Reshape | OpKind::Softmax | OpKind::Clamp)
 }
 
 /// Live interval of a tensor in "steps": 0 is before the first op, op `i` is step `i + 1`,

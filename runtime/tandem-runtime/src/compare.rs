@@ -16,6 +16,7 @@ pub struct Diff {
 
 /// Why two tensors cannot be compared element by element.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CompareError {
     #[error("shapes differ: {0:?} vs {1:?}")]
     Shape(Vec<usize>, Vec<usize>),

@@ -11,20 +11,29 @@
 //! println!("{:?}", outputs.logits().map(|t| t.shape()));
 //! # Ok::<(), tandem_runtime::RuntimeError>(())
 //! ```
+//!
+//! With the `tooling` feature (off by default; host tools, tests and fuzzing turn it on) the
+//! crate also carries what a deployed application does not need: `onnx_builder`,
+//! `conformance`, `fuzzing`, `bench` and `inspect`.
 
 pub mod assets;
 #[cfg(feature = "ort")]
 pub mod backend_ort;
 pub mod backend_tract;
+#[cfg(feature = "tooling")]
 pub mod bench;
 pub mod compare;
+#[cfg(feature = "tooling")]
 pub mod conformance;
 pub mod error;
+#[cfg(feature = "tooling")]
 pub mod fuzzing;
 pub mod head;
+#[cfg(feature = "tooling")]
 pub mod inspect;
 pub mod metadata;
 pub mod onnx;
+#[cfg(feature = "tooling")]
 pub mod onnx_builder;
 pub mod ort_library;
 pub mod providers;
@@ -34,7 +43,7 @@ pub mod tensor;
 pub use error::{BackendKind, RuntimeError};
 pub use head::{Head, HeadError};
 pub use metadata::{
-    HeadSpec, InputSpec, Layout, MetaError, ModelMeta, Normalisation, OutputNames, Provenance, TensorDtype,
+    HeadSpec, InputSpec, Layout, MetaError, ModelMeta, Normalisation, OutputNames, Provenance, SplitRecord, TensorDtype,
     SIDECAR_VERSION,
 };
 pub use onnx::{Dim, IoSpec, OnnxModel};

@@ -12,6 +12,7 @@ pub const SIDECAR_VERSION: u32 = 1;
 
 /// Errors reading or writing a sidecar.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetaError {
     #[error("cannot read sidecar {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -45,6 +46,16 @@ pub enum Layout {
     NHWC,
 }
 
+impl Layout {
+    /// The axis of a rank-`rank` tensor (batch first) that holds the channels.
+    pub fn channel_axis(self, rank: usize) -> usize {
+        match self {
+            Layout::NHWC => rank.saturating_sub(1),
+            Layout::NC | Layout::NCW | Layout::NCHW => 1,
+        }
+    }
+}
+
 /// The single input a peer takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -66,6 +77,51 @@ pub struct Normalisation {
 impl Default for Normalisation {
     fn default() -> Self {
         Self { mean: vec![0.0], std: vec![1.0] }
+    }
+}
+
+impl Normalisation {
+    /// `(x - mean) / std` of `raw` values laid out as `shape` (batch first) in `layout`: one
+    /// pair for every value, or one per channel. The one normalisation of raw samples every
+    /// host tool uses (training, the runtime, packing, parity checks).
+    pub fn apply(&self, layout: Layout, shape: &[usize], raw: &[f32]) -> Vec<f32> {
+        if self.mean.len() == 1 {
+            let (m, s) = (self.mean[0], self.std[0]);
+            return raw.iter().map(|x| (x - m) / s).collect();
+        }
+        let axis = layout.channel_axis(shape.len());
+        let inner: usize = shape[axis + 1..].iter().product();
+        let channels = shape[axis].max(1);
+        raw.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let c = (i / inner.max(1)) % channels;
+                (x - self.mean[c]) / self.std[c]
+            })
+            .collect()
+    }
+
+    /// The `(mean, std)` pairs, empty when the normalisation is the identity.
+    pub fn pairs(&self) -> Vec<(f32, f32)> {
+        let pairs: Vec<(f32, f32)> = self.mean.iter().copied().zip(self.std.iter().copied()).collect();
+        if pairs.iter().all(|&(m, s)| m == 0.0 && s == 1.0) {
+            Vec::new()
+        } else {
+            pairs
+        }
+    }
+
+    /// Why these statistics cannot normalise anything: means and stds differ in count, or a
+    /// std is zero or not finite.
+    pub fn problem(&self) -> Option<String> {
+        let bad_std = self.std.iter().any(|s| !s.is_finite() || *s == 0.0);
+        (self.mean.is_empty() || self.mean.len() != self.std.len() || bad_std).then(|| {
+            format!(
+                "normalisation: {} means and {} stds (need as many, at least one, stds finite and non-zero)",
+                self.mean.len(),
+                self.std.len()
+            )
+        })
     }
 }
 
@@ -113,6 +169,20 @@ pub struct Provenance {
     pub test_accuracy: Option<f64>,
     /// Tool and version that produced the model.
     pub tool: String,
+    /// The split of `dataset` the model was trained, validated and tested on (absent in
+    /// sidecars written before it was recorded: then `tandem distill`'s rule for `seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitRecord>,
+}
+
+/// A training split as recorded in provenance; `tandem_data::SplitRule` reproduces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    pub val_frac: f64,
+    pub test_frac: f64,
+    pub seed: u64,
+    /// `class` (stratified), `subject` (no person in two parts) or `official-test`.
+    pub by: String,
 }
 
 /// The whole sidecar.

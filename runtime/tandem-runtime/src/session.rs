@@ -1,7 +1,7 @@
 //! [`Session`]: one model, its sidecar, and a backend to run it on.
 
 use crate::error::{catch_panic, BackendKind, RuntimeError};
-use crate::metadata::{Layout, ModelMeta};
+use crate::metadata::ModelMeta;
 use crate::onnx::{Dim, IoSpec, OnnxModel};
 use crate::providers::OrtOptions;
 use crate::tensor::{Tensor, TensorView};
@@ -260,7 +260,7 @@ impl Session {
             return Err(RuntimeError::TensorLength { shape: input_shape(meta, 1), len: raw.len() });
         }
         let shape = input_shape(meta, raw.len() / per_sample);
-        let normalised = normalise(meta, &shape, raw);
+        let normalised = meta.normalisation.apply(meta.input.layout, &shape, raw);
         let view = TensorView::new(shape, &normalised)?;
         let name = meta.input.name.clone();
         self.run_named(&[(name.as_str(), view)])
@@ -270,32 +270,6 @@ impl Session {
 /// `[batch, ...]` from the sidecar's input shape.
 fn input_shape(meta: &ModelMeta, batch: usize) -> Vec<usize> {
     std::iter::once(batch).chain(meta.input.shape.iter().skip(1).map(|&d| d.max(1) as usize)).collect()
-}
-
-/// The axis normalisation statistics run along, per layout.
-fn channel_axis(layout: Layout, rank: usize) -> usize {
-    match layout {
-        Layout::NHWC => rank.saturating_sub(1),
-        Layout::NC | Layout::NCW | Layout::NCHW => 1,
-    }
-}
-
-fn normalise(meta: &ModelMeta, shape: &[usize], raw: &[f32]) -> Vec<f32> {
-    let n = &meta.normalisation;
-    if n.mean.len() == 1 {
-        let (m, s) = (n.mean[0], n.std[0]);
-        return raw.iter().map(|x| (x - m) / s).collect();
-    }
-    let axis = channel_axis(meta.input.layout, shape.len());
-    let inner: usize = shape[axis + 1..].iter().product();
-    let channels = shape[axis];
-    raw.iter()
-        .enumerate()
-        .map(|(i, x)| {
-            let c = (i / inner) % channels;
-            (x - n.mean[c]) / n.std[c]
-        })
-        .collect()
 }
 
 /// Check a sidecar against the model and fill in dimensions the model leaves unnamed.
@@ -356,7 +330,7 @@ fn apply_meta(meta: &ModelMeta, inputs: &mut [IoSpec], outputs: &[IoSpec]) -> Re
     spec.shape = Some(merged);
     let n = &meta.normalisation;
     if n.mean.len() > 1 {
-        let axis = channel_axis(meta.input.layout, meta.input.shape.len());
+        let axis = meta.input.layout.channel_axis(meta.input.shape.len());
         let channels = meta.input.shape.get(axis).copied().unwrap_or(0);
         if channels != n.mean.len() as i64 {
             return Err(mismatch(format!(

@@ -2,7 +2,7 @@
 //! deterministic input streams, and a ROS domain per test.
 //!
 //! These exercise the engine and the transport with real ONNX files through tract; the
-//! end-to-end tests with the distilled peers and real data live in host-tools/tests/robotics_*.rs.
+//! end-to-end tests with the distilled peers and real data live in host-tools/tandem-cli/tests/robotics_*.rs.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -14,13 +14,9 @@
 
 #[cfg(feature = "f32")]
 use crate::format::f32_at;
-use crate::format::i32_at;
+use crate::format::{i32_at, PATCH_MAX};
 use crate::kernels::dot;
 use crate::kernels::math::multiply_by_quantized_multiplier;
-
-/// Largest int8 patch `KH·KW·C/groups` (a stack buffer of this many bytes; the validator
-/// rejects larger int8 convolutions).
-pub const PATCH_MAX: usize = 1024;
 
 /// Shape and arguments of one convolution.
 #[derive(Clone, Copy)]

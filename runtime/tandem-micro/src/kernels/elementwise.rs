@@ -2,12 +2,8 @@
 //! occupying exactly the same arena bytes, so they index the arena element by element
 //! (every element is read before it is written).
 
-use crate::format::{f32_at, DType, TensorInfo};
+use crate::format::{f32_at, DType, TensorInfo, ADD_LEFT_SHIFT};
 use crate::kernels::math::{dequantize, exp, multiply_by_quantized_multiplier, quantize};
-
-/// Fixed left shift of int8 Add (TFLite's `left_shift = 20`): inputs are rescaled at 2^20
-/// precision before they are summed.
-pub const ADD_LEFT_SHIFT: u32 = 20;
 
 /// Element `i` of tensor `t` as a real value.
 pub(crate) fn load(arena: &[u8], t: &TensorInfo, i: usize) -> Option<f32> {

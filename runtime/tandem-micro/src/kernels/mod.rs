@@ -1,5 +1,7 @@
 //! The kernels and the dispatch from an op record to them. Inputs here are validated, so the
-//! `None`s the kernels can return are unreachable; they still map to an error, not a panic.
+//! `None`s the kernels can return are unreachable; [`crate::Model`] still maps them to an
+//! error, not a panic. The kernels read the layout from [`crate::format`] only: they know
+//! nothing of the validator or the model.
 
 pub mod math;
 
@@ -8,13 +10,12 @@ mod dot;
 mod elementwise;
 mod pool;
 
-pub use conv::PATCH_MAX;
-pub use elementwise::ADD_LEFT_SHIFT;
+// Format facts the kernels implement, where they have always been public (they live in
+// `crate::format`).
+pub use crate::format::{ADD_LEFT_SHIFT, PATCH_MAX};
 pub(crate) use elementwise::{load, store};
 
-use crate::format::{i32_at, DType, OpInfo, OpKind, TensorInfo};
-use crate::validate::{param, ADD_QUANT_WORDS};
-use crate::{Error, Model};
+use crate::format::{i32_at, param, DType, OpInfo, OpKind, TensorInfo, ADD_QUANT_WORDS, FLAG_COUNT_PAD};
 #[cfg(feature = "f32")]
 use conv::conv_f32;
 use conv::{conv_i8, dense_i8, ConvGeometry, Requant};
@@ -54,42 +55,46 @@ fn usz(v: impl Into<usize>) -> usize {
     v.into()
 }
 
-/// Run op `index` of `model` on `arena`.
-pub(crate) fn run_op(model: &Model<'_>, index: u16, arena: &mut [u8]) -> Result<(), Error> {
-    let op = model.op(index)?;
-    let x = model.tensor(op.in0)?;
-    let y = model.tensor(op.out)?;
-    let failed = Error::BadOpArgs(index);
-    let done = match op.kind {
-        OpKind::Conv | OpKind::Dense => weighted(model, &op, &x, &y, arena),
-        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling(&op, &x, &y, arena),
+/// The tensors of one op: its input, its second input (`Add` only) and its output.
+pub(crate) struct OpTensors {
+    pub x: TensorInfo,
+    pub z: Option<TensorInfo>,
+    pub y: TensorInfo,
+}
+
+/// Run `op` on `arena`, with its parameters in `data` (the model's data section). `None` when
+/// a parameter or tensor does not fit, which validation rules out.
+pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut [u8]) -> Option<()> {
+    let OpTensors { x, z, y } = tensors;
+    match op.kind {
+        OpKind::Conv | OpKind::Dense => weighted(data, op, x, y, arena),
+        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling(op, x, y, arena),
         OpKind::Add => {
-            let z = model.tensor(op.in1)?;
+            let z = z.as_ref()?;
             match x.dtype {
                 DType::I8 => {
-                    let words = param(model.data(), op.quant, ADD_QUANT_WORDS * 4).ok_or(failed)?;
+                    let words = param(data, op.quant, ADD_QUANT_WORDS * 4)?;
                     let pair =
                         |k: usize| (i32_at(words, k * 8).unwrap_or(0), i32_at(words, k * 8 + 4).unwrap_or(0));
-                    let (lo, hi) = bounds_i8(&op);
-                    elementwise::add_i8(arena, [&x, &z, &y], [pair(0), pair(1), pair(2)], lo, hi)
+                    let (lo, hi) = bounds_i8(op);
+                    elementwise::add_i8(arena, [x, z, y], [pair(0), pair(1), pair(2)], lo, hi)
                 }
                 #[cfg(feature = "f32")]
                 DType::F32 => {
-                    let (lo, hi) = bounds_f32(&op);
-                    elementwise::add_f32(arena, [&x, &z, &y], lo, hi)
+                    let (lo, hi) = bounds_f32(op);
+                    elementwise::add_f32(arena, [x, z, y], lo, hi)
                 }
                 #[cfg(not(feature = "f32"))]
                 DType::F32 => None,
             }
         }
-        OpKind::Clamp => elementwise::clamp(arena, &x, &y, op.act_lo, op.act_hi),
-        OpKind::Softmax => elementwise::softmax(arena, &x, &y),
-        OpKind::Reshape => elementwise::reshape(arena, &x, &y),
-    };
-    done.ok_or(failed)
+        OpKind::Clamp => elementwise::clamp(arena, x, y, op.act_lo, op.act_hi),
+        OpKind::Softmax => elementwise::softmax(arena, x, y),
+        OpKind::Reshape => elementwise::reshape(arena, x, y),
+    }
 }
 
-fn weighted(model: &Model<'_>, op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
     let g = if op.kind == OpKind::Conv {
         ConvGeometry {
             h: usz(x.h),
@@ -125,7 +130,6 @@ fn weighted(model: &Model<'_>, op: &OpInfo, x: &TensorInfo, y: &TensorInfo, aren
         }
     };
     let per_out = g.kh * g.kw * (g.c / g.groups.max(1));
-    let data = model.data();
     let weights = param(data, op.weights, g.oc * per_out * x.dtype.size())?;
     let bias = param(data, op.bias, g.oc * 4)?;
     let (input, out) = split_io(arena, x.range(), y.range())?;
@@ -178,7 +182,7 @@ fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Opt
             pad_left: usz(op.pads[1]),
         }
     };
-    let count_pad = op.flags & crate::format::FLAG_COUNT_PAD != 0;
+    let count_pad = op.flags & FLAG_COUNT_PAD != 0;
     let (input, out) = split_io(arena, x.range(), y.range())?;
     match (op.kind, x.dtype) {
         (OpKind::MaxPool, DType::I8) => {

@@ -1,0 +1,15 @@
+//! One module per `tandem` subcommand: each has an `Args` (clap) and a `run`.
+
+pub mod adapt;
+pub mod bench;
+pub mod check;
+pub mod data;
+pub mod demo;
+pub mod distill;
+pub mod export;
+#[cfg(feature = "ros")]
+pub mod fleet_merge;
+pub mod inspect;
+#[cfg(feature = "ros")]
+pub mod node;
+pub mod pack;

@@ -1,0 +1,230 @@
+//! Where the target stream comes from: a cached dataset (split into stream / validation /
+//! test), or the user's own recordings as NPY files; and the order samples arrive in.
+
+use tandem_data::{self as data, held_out_halves, npy, Dataset, SplitBy, SplitRule};
+use tandem_runtime::ModelMeta;
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// Seed of the target's stream/validation/test split (fixed: the stream *order* varies).
+pub const TARGET_SPLIT_SEED: u64 = 7;
+/// Fractions of a target dataset held out for validation and for test.
+pub const TARGET_VAL_FRAC: f64 = 0.2;
+pub const TARGET_TEST_FRAC: f64 = 0.2;
+
+/// The source a cohort was trained on: its dataset and the peers' sidecars, whose provenance
+/// gives the training split ([`crate::source`]). Source feature statistics come from the
+/// split's training part; a no-shift stream and its test set from the two halves of its test
+/// part, which the peers were neither trained on nor used to pick a checkpoint with.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub dataset: &'a str,
+    pub meta: Option<&'a ModelMeta>,
+}
+
+/// Samples (flat, whole) with optional labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawSet {
+    pub x: Vec<f32>,
+    pub y: Option<Vec<u8>>,
+}
+
+/// A target: the stream pool and the held-out set tested after the stream.
+#[derive(Debug, Clone)]
+pub struct TargetData {
+    /// For reports: the dataset name or file.
+    pub name: String,
+    pub sample_len: usize,
+    pub stream: RawSet,
+    pub test: RawSet,
+    /// Where `test` came from (`test`, `validation`, ...).
+    pub test_part: &'static str,
+}
+
+fn raw(d: &Dataset) -> RawSet {
+    RawSet { x: d.x.clone(), y: Some(d.y.clone()) }
+}
+
+/// The training part of the source dataset.
+pub fn source_train(source: &Source) -> Result<Dataset> {
+    crate::source::train_part(source.dataset, source.meta)
+}
+
+/// A cached dataset as the target. When it is the peers' own source dataset (a no-shift
+/// stream), the stream and the test set are the two halves of the source's test part (never
+/// trained on). Otherwise the dataset is split (stratified, or by subject for IMU) into
+/// stream / validation / test; `validation = true` tests on the validation part (for tuning)
+/// instead of the test part.
+pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Result<TargetData> {
+    if let Some(src) = source.filter(|s| s.dataset == name) {
+        let rule = crate::source::rule_for(name, src.meta)?;
+        let test = crate::source::test_part(name, src.meta)?;
+        let (stream, held_out) = held_out_halves(&test, &rule)?;
+        return Ok(TargetData {
+            name: format!("{name} (source test part)"),
+            sample_len: test.sample_len(),
+            stream: raw(&stream),
+            test: raw(&held_out),
+            test_part: "source test part, other half",
+        });
+    }
+    let d = data::load(name).with_context(|| format!("loading target dataset {name}"))?;
+    let rule = SplitRule {
+        val_frac: TARGET_VAL_FRAC,
+        test_frac: TARGET_TEST_FRAC,
+        seed: TARGET_SPLIT_SEED,
+        by: if d.groups.is_some() { SplitBy::Subject } else { SplitBy::Class },
+    };
+    let parts = rule.apply(&d).with_context(|| format!("splitting {name}"))?;
+    let (test, test_part) = if validation { (&parts.val, "validation") } else { (&parts.test, "test") };
+    Ok(TargetData { name: name.into(), sample_len: d.sample_len(), stream: raw(&parts.train), test: raw(test), test_part })
+}
+
+fn read_npy(path: &Path) -> Result<npy::NpyArray> {
+    npy::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_samples(path: &Path, sample_len: usize) -> Result<Vec<f32>> {
+    let a = read_npy(path)?;
+    let per: usize = a.shape.iter().skip(1).product();
+    if a.shape.is_empty() || per != sample_len {
+        bail!(
+            "{}: shape {:?}, expected [N, ...] with {sample_len} values per sample",
+            path.display(),
+            a.shape
+        );
+    }
+    Ok(a.data.to_f32())
+}
+
+fn read_labels(path: &Path, n: usize, classes: usize) -> Result<Vec<u8>> {
+    let a = read_npy(path)?;
+    let values = a.data.to_i64().with_context(|| format!("{}: labels must be integers", path.display()))?;
+    if values.len() != n {
+        bail!("{}: {} labels for {n} samples", path.display(), values.len());
+    }
+    values
+        .iter()
+        .map(|&v| {
+            u8::try_from(v)
+                .ok()
+                .filter(|&c| (c as usize) < classes)
+                .with_context(|| format!("{}: label {v} outside 0..{classes}", path.display()))
+        })
+        .collect()
+}
+
+/// The user's own recordings: `inputs` is an NPY array `[N, ...]` of raw samples (as the
+/// peers' sidecar describes them, before normalisation); `labels` (optional, integers
+/// `[N]`) are used only to report accuracy. `test`/`test_labels` optionally give a held-out
+/// set to test after the stream.
+pub fn from_files(
+    inputs: &Path,
+    labels: Option<&Path>,
+    test: Option<(&Path, &Path)>,
+    sample_len: usize,
+    classes: usize,
+) -> Result<TargetData> {
+    let x = read_samples(inputs, sample_len)?;
+    let n = x.len() / sample_len.max(1);
+    let y = labels.map(|l| read_labels(l, n, classes)).transpose()?;
+    let test = match test {
+        Some((t, tl)) => {
+            let x = read_samples(t, sample_len)?;
+            let n = x.len() / sample_len.max(1);
+            RawSet { y: Some(read_labels(tl, n, classes)?), x }
+        }
+        None => RawSet::default(),
+    };
+    Ok(TargetData {
+        name: inputs.display().to_string(),
+        sample_len,
+        stream: RawSet { x, y },
+        test,
+        test_part: "test file",
+    })
+}
+
+/// What the stream is made of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StreamKind {
+    /// The stream pool once, in a seeded random order.
+    Normal,
+    /// `len` samples of one class only (a label-shifted stream), drawn with repetition.
+    OneClass { class: u8, len: usize },
+    /// `len` samples of uniform noise over the value range of the pool (no labels).
+    Noise { len: usize },
+}
+
+impl std::str::FromStr for StreamKind {
+    type Err = anyhow::Error;
+    /// `normal`, `one-class:CLASS:LEN` or `noise:LEN`.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let num =
+            |t: &str| t.parse::<usize>().with_context(|| format!("`{t}` in stream `{s}` is not a number"));
+        Ok(match parts.as_slice() {
+            ["normal"] => Self::Normal,
+            ["one-class", c, n] => Self::OneClass { class: num(c)? as u8, len: num(n)? },
+            ["noise", n] => Self::Noise { len: num(n)? },
+            _ => bail!("stream `{s}`: expected normal, one-class:CLASS:LEN or noise:LEN"),
+        })
+    }
+}
+
+/// The seeded random numbers of a stream: its order, one-class draws and noise (ChaCha8: the
+/// same stream on every machine).
+pub struct StreamRng(ChaCha8Rng);
+
+impl StreamRng {
+    pub fn new(seed: u64) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(seed))
+    }
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        items.shuffle(&mut self.0);
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0.random_range(0..n)
+    }
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.0.random::<f32>()
+    }
+}
+
+/// Build the stream for `kind`: the pool it draws from (replaced by noise for
+/// [`StreamKind::Noise`]) and the order of indices into it.
+pub fn make_stream(target: &TargetData, kind: StreamKind, seed: u64) -> Result<(RawSet, Vec<usize>)> {
+    let mut rng = StreamRng::new(seed);
+    let n = target.stream.x.len() / target.sample_len.max(1);
+    match kind {
+        StreamKind::Normal => {
+            let mut order: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut order);
+            Ok((target.stream.clone(), order))
+        }
+        StreamKind::OneClass { class, len } => {
+            let y = target.stream.y.as_ref().context("a one-class stream needs labelled target samples")?;
+            let members: Vec<usize> = (0..n).filter(|&i| y[i] == class).collect();
+            if members.is_empty() {
+                bail!("the target stream has no sample of class {class}");
+            }
+            let order = (0..len).map(|_| members[rng.below(members.len())]).collect();
+            Ok((target.stream.clone(), order))
+        }
+        StreamKind::Noise { len } => {
+            let (lo, hi) = target
+                .stream
+                .x
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+            if !(lo.is_finite() && hi.is_finite()) {
+                bail!("cannot make noise: the target samples have no finite range");
+            }
+            let x = (0..len * target.sample_len).map(|_| rng.uniform(lo, hi)).collect();
+            Ok((RawSet { x, y: None }, (0..len).collect()))
+        }
+    }
+}

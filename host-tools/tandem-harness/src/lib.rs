@@ -1,0 +1,20 @@
+//! What composes Tandem's host libraries: the experiments and checks that need several of
+//! them at once. `tandem-cli` is a thin face over this crate and the libraries below it.
+//!
+//! - [`source`]: a peer's training split, reproduced from its provenance — the one source of
+//!   calibration samples, source statistics and no-shift streams;
+//! - [`adapt`]: real peers' backbones over a target stream into `tandem-adapt`, method by
+//!   method (`tandem adapt`);
+//! - [`parity`]: the same inputs through every backend (`tandem check`);
+//! - [`calib`] and [`fixture`]: calibration inputs for `tandem pack` and the firmware's
+//!   fixtures;
+//! - [`node`]: the robot engine `tandem node` runs, from a node configuration;
+//! - [`demo`]: the main job end to end (`tandem demo`).
+
+pub mod adapt;
+pub mod calib;
+pub mod demo;
+pub mod fixture;
+pub mod node;
+pub mod parity;
+pub mod source;

@@ -1,0 +1,772 @@
+//! Deep mutual learning of a cohort of peers, with validation, best checkpoints, metrics and
+//! exact resumption.
+//!
+//! Loss of peer k on a batch: `CE(y, p_k) + λ · mean_{j≠k} T² · KL(p_j^T ‖ p_k^T)`, where `p^T` is
+//! the softmax at temperature T and the other peers' predictions `p_j` carry no gradient. With
+//! `independent` the KL term is dropped: the same peers, data order and schedule, trained alone.
+//!
+//! Layout of the output directory:
+//! - `peer{k}-{arch}.safetensors`: the best checkpoint of peer k (highest validation accuracy);
+//! - `state.safetensors`: every peer's weights and optimizer moments after the last finished
+//!   epoch (epoch 0 = the initial weights), from which `resume` continues;
+//! - `metrics.json`: configuration, per-epoch metrics, final per-peer results.
+
+use super::arch::Arch;
+use super::checkpoint::{self, CheckpointError, CheckpointMeta, CHECKPOINT_FORMAT};
+use super::data::{self, DataError, Split, TrainData};
+use super::model::{init_rng, ModelError, Outputs, Peer};
+use super::optim::{AdamState, AdamW};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::ops::log_softmax;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tandem_runtime::Normalisation;
+
+/// File names inside a run directory.
+pub const STATE_FILE: &str = "state.safetensors";
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Version of the run-state metadata.
+const STATE_FORMAT: u32 = 1;
+
+/// Samples per forward pass when evaluating.
+const EVAL_BATCH: usize = 512;
+
+/// Everything that determines a run's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillConfig {
+    /// Dataset name as `tandem data list` shows it.
+    pub data: String,
+    pub cohort: Vec<Arch>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub temperature: f64,
+    pub lambda: f64,
+    /// Train every peer alone (no KL term): the baseline.
+    pub independent: bool,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Train on at most this many training samples (small runs for tests and smoke checks).
+    pub limit: Option<usize>,
+}
+
+impl DistillConfig {
+    /// Defaults for everything but the data, the cohort and the seed.
+    pub fn new(data: &str, cohort: Vec<Arch>, seed: u64) -> Self {
+        Self {
+            data: data.to_owned(),
+            cohort,
+            epochs: 30,
+            seed,
+            temperature: 3.0,
+            lambda: 1.0,
+            independent: false,
+            batch_size: 64,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            limit: None,
+        }
+    }
+
+    /// `"mutual"` or `"independent"`.
+    pub fn training(&self) -> &'static str {
+        if self.independent {
+            "independent"
+        } else {
+            "mutual"
+        }
+    }
+
+    fn check(&self) -> Result<(), DistillError> {
+        let bad = |m: &str| Err(DistillError::Option(m.to_owned()));
+        if self.cohort.is_empty() || (!self.independent && self.cohort.len() < 2) {
+            return bad("mutual learning needs a cohort of at least two peers (e.g. --cohort mlp8,cnn8)");
+        }
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("--epochs and --batch-size must be at least 1");
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad("--temperature must be a positive number");
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return bad("--lambda must be a non-negative number");
+        }
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0;
+        let decay_ok = self.weight_decay.is_finite() && self.weight_decay >= 0.0;
+        if !(lr_ok && decay_ok) {
+            return bad("--lr must be positive and the weight decay non-negative");
+        }
+        if self.limit == Some(0) {
+            return bad("--limit must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The first setting that differs between a saved run and this one, ignoring `epochs`
+    /// (a resumed run may be extended).
+    fn mismatch(&self, saved: &DistillConfig) -> Option<(&'static str, String, String)> {
+        let pairs: [(&'static str, String, String); 10] = [
+            ("data", saved.data.clone(), self.data.clone()),
+            ("cohort", format!("{:?}", saved.cohort), format!("{:?}", self.cohort)),
+            ("seed", saved.seed.to_string(), self.seed.to_string()),
+            ("temperature", saved.temperature.to_string(), self.temperature.to_string()),
+            ("lambda", saved.lambda.to_string(), self.lambda.to_string()),
+            ("independent", saved.independent.to_string(), self.independent.to_string()),
+            ("batch size", saved.batch_size.to_string(), self.batch_size.to_string()),
+            ("lr", saved.lr.to_string(), self.lr.to_string()),
+            ("weight decay", saved.weight_decay.to_string(), self.weight_decay.to_string()),
+            ("limit", format!("{:?}", saved.limit), format!("{:?}", self.limit)),
+        ];
+        pairs.into_iter().find(|(_, a, b)| a != b)
+    }
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    #[error("invalid option: {0}")]
+    Option(String),
+    #[error("bad training data: {0}")]
+    Data(#[from] DataError),
+    #[error("{dir} already holds a run (state after epoch {epoch}); pass --resume to continue it, or choose another --out")]
+    OutputExists { dir: PathBuf, epoch: usize },
+    #[error("nothing to resume: {dir} holds no {STATE_FILE}")]
+    NothingToResume { dir: PathBuf },
+    #[error("cannot resume {dir}: it was started with {field} = {saved}, this run asks for {now}")]
+    ResumeMismatch { dir: PathBuf, field: &'static str, saved: String, now: String },
+    #[error(
+        "peer {peer} ({arch}) has a non-finite loss at epoch {epoch}, batch {batch}: training diverged \
+         (try a lower --lr). The last good state (after epoch {last_good_epoch}) is kept in {kept}"
+    )]
+    NonFiniteLoss {
+        peer: usize,
+        arch: Arch,
+        epoch: usize,
+        batch: usize,
+        last_good_epoch: usize,
+        kept: PathBuf,
+    },
+    #[error("stopped after epoch {epoch}; continue with --resume")]
+    Stopped { epoch: usize },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<candle_core::Error> for DistillError {
+    fn from(e: candle_core::Error) -> Self {
+        DistillError::Model(e.into())
+    }
+}
+
+/// One peer's figures for one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerEpoch {
+    /// Mean total loss (CE + λ·KL) over the epoch's batches.
+    pub train_loss: f64,
+    pub train_ce: f64,
+    /// Mean T²-scaled KL term (0 when independent).
+    pub train_kl: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+}
+
+/// The figures of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    /// Wall time of the training pass (validation excluded).
+    pub train_seconds: f64,
+    /// Training samples per second, counting each sample once for the whole cohort.
+    pub samples_per_second: f64,
+    pub peers: Vec<PeerEpoch>,
+}
+
+/// Final results of one peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    pub index: usize,
+    pub arch: Arch,
+    pub params: usize,
+    /// File name of the best checkpoint inside the run directory.
+    pub checkpoint: String,
+    pub best_epoch: usize,
+    pub best_val_accuracy: f64,
+    /// Accuracy of the best checkpoint on the source test split.
+    pub test_accuracy: f64,
+    /// Accuracy of the best checkpoint on each extra dataset (target domains), by name.
+    pub transfer: BTreeMap<String, f64>,
+}
+
+/// Sizes and provenance of the data a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub sha256: String,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+    pub normalisation: Normalisation,
+}
+
+/// The `metrics.json` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub config: DistillConfig,
+    pub dataset: DatasetInfo,
+    /// Threads candle's CPU kernels used.
+    pub threads: usize,
+    pub epochs: Vec<EpochMetrics>,
+    /// Filled in when the run finishes.
+    pub peers: Vec<PeerSummary>,
+    pub finished: bool,
+}
+
+/// Progress reports from a run; the CLI draws progress bars, tests may stop a run early.
+pub trait Observer {
+    /// Training starts (or resumes) at `first_epoch`; each epoch has `batches` batches.
+    fn start(&mut self, _cohort: &[Arch], _first_epoch: usize, _epochs: usize, _batches: usize) {}
+    /// One batch done; `losses[k]` is peer k's loss on it.
+    fn batch(&mut self, _epoch: usize, _batch: usize, _losses: &[f32]) {}
+    /// One epoch done and saved; `Break` stops the run there (as an interruption would).
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// An observer that reports nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Loss of every peer on one batch: `(total, cross-entropy, scaled KL)`, each a scalar tensor.
+/// `logits[k]` is peer k's `[N, classes]` output, `labels` the `[N]` u32 targets.
+pub fn dml_losses(
+    logits: &[Tensor],
+    labels: &Tensor,
+    temperature: f64,
+    lambda: f64,
+    mutual: bool,
+) -> candle_core::Result<Vec<(Tensor, Tensor, Tensor)>> {
+    let k = logits.len();
+    let n = labels.dim(0)? as f64;
+    // Softened targets of every peer, detached: they carry no gradient.
+    let soft: Vec<(Tensor, Tensor)> = logits
+        .iter()
+        .map(|z| {
+            let log_p = log_softmax(&(z.detach() / temperature)?, D::Minus1)?;
+            Ok((log_p.exp()?, log_p))
+        })
+        .collect::<candle_core::Result<_>>()?;
+    let mut out = Vec::with_capacity(k);
+    for (i, z) in logits.iter().enumerate() {
+        let ce = candle_nn::loss::cross_entropy(z, labels)?;
+        let kl = if mutual && k > 1 && lambda > 0.0 {
+            let log_q = log_softmax(&(z / temperature)?, D::Minus1)?;
+            let mut sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+            for (_, (p, log_p)) in soft.iter().enumerate().filter(|(j, _)| *j != i) {
+                let kl_j = (p * (log_p - &log_q)?)?.sum_all()?;
+                sum = (sum + kl_j)?;
+            }
+            (sum * (temperature * temperature / (n * (k - 1) as f64)))?
+        } else {
+            Tensor::zeros((), DType::F32, &Device::Cpu)?
+        };
+        let total = (&ce + (&kl * lambda)?)?;
+        out.push((total, ce, kl));
+    }
+    Ok(out)
+}
+
+/// Mean cross-entropy and accuracy of `peer` on normalised samples.
+pub fn evaluate(peer: &Peer, x: &[f32], y: &[u8]) -> Result<(f64, f64), ModelError> {
+    let sample_len = peer.spec.input_len();
+    let (mut loss_sum, mut correct) = (0f64, 0usize);
+    for (xs, ys) in x.chunks(EVAL_BATCH * sample_len).zip(y.chunks(EVAL_BATCH)) {
+        let out = peer.forward(&batch_tensor(xs, ys.len(), &peer.spec.input_shape)?)?;
+        let labels = label_tensor(ys)?;
+        loss_sum += candle_nn::loss::cross_entropy(&out.logits, &labels)?.to_scalar::<f32>()? as f64
+            * ys.len() as f64;
+        correct += count_correct(&out, ys)?;
+    }
+    let n = y.len().max(1) as f64;
+    Ok((loss_sum / n, correct as f64 / n))
+}
+
+/// Logits and features of `peer` for normalised flat samples, as row-major `Vec`s.
+pub fn predict(peer: &Peer, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let sample_len = peer.spec.input_len();
+    let (mut logits, mut features) = (Vec::new(), Vec::new());
+    for xs in x.chunks(EVAL_BATCH * sample_len) {
+        let out = peer.forward(&batch_tensor(xs, xs.len() / sample_len, &peer.spec.input_shape)?)?;
+        logits.extend(out.logits.flatten_all()?.to_vec1::<f32>()?);
+        features.extend(out.features.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok((logits, features))
+}
+
+fn batch_tensor(x: &[f32], n: usize, input_shape: &[usize]) -> candle_core::Result<Tensor> {
+    let mut shape = vec![n];
+    shape.extend_from_slice(input_shape);
+    Tensor::from_slice(x, shape, &Device::Cpu)
+}
+
+fn label_tensor(y: &[u8]) -> candle_core::Result<Tensor> {
+    let y: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+    let n = y.len();
+    Tensor::from_vec(y, n, &Device::Cpu)
+}
+
+fn count_correct(out: &Outputs, y: &[u8]) -> candle_core::Result<usize> {
+    let pred = out.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    Ok(pred.iter().zip(y).filter(|(p, t)| **p == **t as u32).count())
+}
+
+/// The normalisation a cohort shares: per channel when every peer takes channels-first input
+/// with the same channel count (IMU windows), otherwise one global mean and std.
+pub fn cohort_channels(cohort: &[Arch], classes: usize) -> usize {
+    let firsts: Vec<Option<usize>> =
+        cohort.iter().map(|a| a.spec(classes).input_shape).map(|s| (s.len() >= 2).then(|| s[0])).collect();
+    match firsts.first() {
+        Some(Some(c)) if firsts.iter().all(|f| *f == Some(*c)) => *c,
+        _ => 1,
+    }
+}
+
+/// Saved progress of a run (the metadata of `state.safetensors`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    format: u32,
+    config: DistillConfig,
+    dataset_sha256: String,
+    /// Epochs finished; 0 = initial weights.
+    epochs_done: usize,
+    adam_steps: Vec<usize>,
+    history: Vec<EpochMetrics>,
+    /// Best `(epoch, validation accuracy)` per peer so far; epoch 0 = none yet.
+    best: Vec<(usize, f64)>,
+}
+
+/// A cohort being trained.
+struct Cohort {
+    peers: Vec<Peer>,
+    optims: Vec<AdamW>,
+}
+
+impl Cohort {
+    fn new(config: &DistillConfig, classes: usize) -> Result<Self, DistillError> {
+        let mut peers = Vec::new();
+        let mut optims = Vec::new();
+        for (k, arch) in config.cohort.iter().enumerate() {
+            let peer = Peer::init(arch.spec(classes), &mut init_rng(config.seed, k))?;
+            let params = candle_nn::ParamsAdamW {
+                lr: config.lr,
+                weight_decay: config.weight_decay,
+                ..Default::default()
+            };
+            optims.push(AdamW::new(peer.vars(), params)?);
+            peers.push(peer);
+        }
+        Ok(Self { peers, optims })
+    }
+
+    fn save_state(&self, path: &Path, state: &RunState) -> Result<(), DistillError> {
+        let mut tensors = Vec::new();
+        for (k, (peer, opt)) in self.peers.iter().zip(&self.optims).enumerate() {
+            let AdamState { first, second, .. } = opt.state()?;
+            for (((name, value), m), v) in peer.named_tensors()?.into_iter().zip(first).zip(second) {
+                tensors.push((format!("p{k}.m.{name}"), m));
+                tensors.push((format!("p{k}.v.{name}"), v));
+                tensors.push((format!("p{k}.{name}"), value));
+            }
+        }
+        Ok(checkpoint::write_tensors(path, &tensors, state)?)
+    }
+
+    fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        state: &RunState,
+    ) -> Result<(), DistillError> {
+        for (k, (peer, opt)) in self.peers.iter().zip(self.optims.iter_mut()).enumerate() {
+            let pick = |prefix: &str| -> Result<HashMap<String, Tensor>, ModelError> {
+                peer.spec
+                    .params()
+                    .into_iter()
+                    .map(|(name, _)| {
+                        let key = format!("p{k}.{prefix}{name}");
+                        let t = tensors.get(&key).ok_or(ModelError::Missing(key))?;
+                        Ok((name, t.clone()))
+                    })
+                    .collect()
+            };
+            peer.load_values(&pick("")?)?;
+            let order = |m: HashMap<String, Tensor>| -> Vec<Tensor> {
+                peer.spec.params().into_iter().map(|(n, _)| m[&n].clone()).collect()
+            };
+            let (first, second) = (order(pick("m.")?), order(pick("v.")?));
+            let step = *state.adam_steps.get(k).ok_or(ModelError::Missing(format!("p{k} optimizer step")))?;
+            opt.load_state(&AdamState { step, first, second })?;
+        }
+        Ok(())
+    }
+}
+
+/// Train a cohort on `data` into `out`. With `resume`, continue the run saved in `out`.
+/// `targets` are extra labelled datasets (target domains) the best checkpoints are scored on.
+pub fn distill(
+    config: &DistillConfig,
+    data: &TrainData,
+    targets: &[(String, Split)],
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<Metrics, DistillError> {
+    config.check()?;
+    data.validate()?;
+    let classes = data.labels.len();
+    for arch in &config.cohort {
+        let expected = arch.spec(classes).input_len();
+        if expected != data.sample_len {
+            return Err(
+                DataError::InputSize { arch: arch.name().into(), expected, found: data.sample_len }.into()
+            );
+        }
+    }
+    for (name, split) in targets {
+        data::check_split("target", split, data.sample_len, classes)
+            .map_err(|e| DistillError::Option(format!("target dataset {name}: {e}")))?;
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DistillError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let state_path = out.join(STATE_FILE);
+
+    let train = match config.limit {
+        Some(n) => {
+            // Splits may be ordered by class: a seeded random subset keeps every class.
+            let mut indices = epoch_order(config.seed, 0, data.train.len());
+            indices.truncate(n);
+            indices.sort_unstable();
+            data.train.select(&indices, data.sample_len)
+        }
+        None => data.train.clone(),
+    };
+    let channels = cohort_channels(&config.cohort, classes);
+    let norm = data::fit_normalisation(&train.x, data.sample_len, channels);
+    let train_x = data::normalise(&train.x, data.sample_len, &norm);
+    let val_x = data::normalise(&data.val.x, data.sample_len, &norm);
+
+    let mut cohort = Cohort::new(config, classes)?;
+    let mut state = RunState {
+        format: STATE_FORMAT,
+        config: config.clone(),
+        dataset_sha256: data.sha256.clone(),
+        epochs_done: 0,
+        adam_steps: vec![0; config.cohort.len()],
+        history: Vec::new(),
+        // -1 (not -inf, which JSON cannot hold): any accuracy beats it.
+        best: vec![(0, -1.0); config.cohort.len()],
+    };
+    if state_path.exists() {
+        let (tensors, saved): (_, RunState) = checkpoint::read_tensors(&state_path)?;
+        if !resume {
+            return Err(DistillError::OutputExists { dir: out.to_owned(), epoch: saved.epochs_done });
+        }
+        if let Some((field, saved_v, now)) = config.mismatch(&saved.config) {
+            return Err(DistillError::ResumeMismatch { dir: out.to_owned(), field, saved: saved_v, now });
+        }
+        if saved.dataset_sha256 != data.sha256 || saved.format != STATE_FORMAT {
+            return Err(DistillError::ResumeMismatch {
+                dir: out.to_owned(),
+                field: "dataset sha256",
+                saved: saved.dataset_sha256,
+                now: data.sha256.clone(),
+            });
+        }
+        cohort.load_state(&tensors, &saved)?;
+        state = RunState { config: config.clone(), ..saved };
+    } else if resume {
+        return Err(DistillError::NothingToResume { dir: out.to_owned() });
+    } else {
+        // Epoch 0: the initial weights are the first "last good" state.
+        cohort.save_state(&state_path, &state)?;
+    }
+
+    let dataset = DatasetInfo {
+        name: data.name.clone(),
+        sha256: data.sha256.clone(),
+        train: train.len(),
+        val: data.val.len(),
+        test: data.test.len(),
+        normalisation: norm.clone(),
+    };
+    let mut metrics = Metrics {
+        config: config.clone(),
+        dataset,
+        threads: candle_core::utils::get_num_threads(),
+        epochs: state.history.clone(),
+        peers: Vec::new(),
+        finished: false,
+    };
+    let checkpoint_name = |k: usize, arch: Arch| format!("peer{k}-{arch}.safetensors");
+    let peer_meta = |k: usize, arch: Arch, epoch: usize, val_accuracy: f64| CheckpointMeta {
+        format: CHECKPOINT_FORMAT,
+        arch: arch.name().into(),
+        labels: data.labels.clone(),
+        normalisation: norm.clone(),
+        dataset: data.name.clone(),
+        dataset_sha256: data.sha256.clone(),
+        seed: config.seed,
+        training: config.training().into(),
+        cohort: config.cohort.iter().map(|a| a.name().to_owned()).collect(),
+        peer: k,
+        epoch,
+        epochs: config.epochs,
+        val_accuracy,
+        test_accuracy: None,
+        temperature: config.temperature,
+        lambda: config.lambda,
+        split: data.split,
+    };
+
+    let sample_len = data.sample_len;
+    let batches = train.len().div_ceil(config.batch_size);
+    observer.start(&config.cohort, state.epochs_done + 1, config.epochs, batches);
+    for epoch in state.epochs_done + 1..=config.epochs {
+        let order = epoch_order(config.seed, epoch, train.len());
+        let k = config.cohort.len();
+        let (mut loss, mut ce, mut kl, mut correct) =
+            (vec![0f64; k], vec![0f64; k], vec![0f64; k], vec![0usize; k]);
+        let started = Instant::now();
+        let mut xb = Vec::with_capacity(config.batch_size * sample_len);
+        for (b, idx) in order.chunks(config.batch_size).enumerate() {
+            xb.clear();
+            for &i in idx {
+                xb.extend_from_slice(&train_x[i * sample_len..(i + 1) * sample_len]);
+            }
+            let yb: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
+            let labels = label_tensor(&yb)?;
+            let outs: Vec<Outputs> = cohort
+                .peers
+                .iter()
+                .map(|p| p.forward(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))
+                .collect::<Result<_, _>>()?;
+            let logits: Vec<Tensor> = outs.iter().map(|o| o.logits.clone()).collect();
+            let losses =
+                dml_losses(&logits, &labels, config.temperature, config.lambda, !config.independent)?;
+            let mut batch_losses = Vec::with_capacity(k);
+            for (p, (total, c, d)) in losses.iter().enumerate() {
+                let value = total.to_scalar::<f32>()?;
+                if !value.is_finite() {
+                    return Err(DistillError::NonFiniteLoss {
+                        peer: p,
+                        arch: config.cohort[p],
+                        epoch,
+                        batch: b + 1,
+                        last_good_epoch: state.epochs_done,
+                        kept: state_path.clone(),
+                    });
+                }
+                batch_losses.push(value);
+                let w = idx.len() as f64;
+                loss[p] += value as f64 * w;
+                ce[p] += c.to_scalar::<f32>()? as f64 * w;
+                kl[p] += d.to_scalar::<f32>()? as f64 * w;
+                correct[p] += count_correct(&outs[p], &yb)?;
+            }
+            // The peers' losses share no parameters, so one backward pass of their sum gives
+            // each peer exactly the gradient of its own loss.
+            let mut sum = losses[0].0.clone();
+            for (total, _, _) in &losses[1..] {
+                sum = (sum + total)?;
+            }
+            let grads = sum.backward()?;
+            for opt in &mut cohort.optims {
+                opt.step(&grads)?;
+            }
+            observer.batch(epoch, b + 1, &batch_losses);
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        for (p, peer) in cohort.peers.iter().enumerate() {
+            if !peer.is_finite()? {
+                return Err(DistillError::NonFiniteLoss {
+                    peer: p,
+                    arch: config.cohort[p],
+                    epoch,
+                    batch: batches,
+                    last_good_epoch: state.epochs_done,
+                    kept: state_path.clone(),
+                });
+            }
+        }
+
+        let n = train.len() as f64;
+        let mut peers = Vec::with_capacity(k);
+        for (p, peer) in cohort.peers.iter().enumerate() {
+            let (val_loss, val_accuracy) = evaluate(peer, &val_x, &data.val.y)?;
+            if val_accuracy > state.best[p].1 {
+                state.best[p] = (epoch, val_accuracy);
+                let meta = peer_meta(p, config.cohort[p], epoch, val_accuracy);
+                checkpoint::save_peer(&out.join(checkpoint_name(p, config.cohort[p])), &meta, peer)?;
+            }
+            peers.push(PeerEpoch {
+                train_loss: loss[p] / n,
+                train_ce: ce[p] / n,
+                train_kl: kl[p] / n,
+                train_accuracy: correct[p] as f64 / n,
+                val_loss,
+                val_accuracy,
+            });
+        }
+        let em =
+            EpochMetrics { epoch, train_seconds, samples_per_second: n / train_seconds.max(1e-9), peers };
+        state.history.push(em.clone());
+        state.epochs_done = epoch;
+        state.adam_steps =
+            cohort.optims.iter().map(|o| o.state().map(|s| s.step)).collect::<Result<_, _>>()?;
+        cohort.save_state(&state_path, &state)?;
+        metrics.epochs = state.history.clone();
+        write_metrics(out, &metrics)?;
+        if observer.epoch_end(&em).is_break() {
+            return Err(DistillError::Stopped { epoch });
+        }
+    }
+
+    // Score the best checkpoint of every peer on the test split and the target domains.
+    let test_x = data::normalise(&data.test.x, sample_len, &norm);
+    let targets_x: Vec<(&String, Vec<f32>, &Vec<u8>)> =
+        targets.iter().map(|(name, s)| (name, data::normalise(&s.x, sample_len, &norm), &s.y)).collect();
+    for (p, arch) in config.cohort.iter().enumerate() {
+        let file = checkpoint_name(p, *arch);
+        let path = out.join(&file);
+        let (mut meta, peer) = checkpoint::load_peer(&path)?;
+        let (_, test_accuracy) = evaluate(&peer, &test_x, &data.test.y)?;
+        let mut transfer = BTreeMap::new();
+        for (name, x, y) in &targets_x {
+            transfer.insert((*name).clone(), evaluate(&peer, x, y)?.1);
+        }
+        meta.test_accuracy = Some(test_accuracy);
+        checkpoint::save_peer(&path, &meta, &peer)?;
+        metrics.peers.push(PeerSummary {
+            index: p,
+            arch: *arch,
+            params: peer.spec.param_count(),
+            checkpoint: file,
+            best_epoch: meta.epoch,
+            best_val_accuracy: meta.val_accuracy,
+            test_accuracy,
+            transfer,
+        });
+    }
+    metrics.finished = true;
+    write_metrics(out, &metrics)?;
+    Ok(metrics)
+}
+
+/// The training order of one epoch: a permutation seeded by the run seed and the epoch, so a
+/// resumed run sees the same order as an uninterrupted one.
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1_000_000 + epoch as u64);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    order
+}
+
+fn write_metrics(out: &Path, metrics: &Metrics) -> Result<(), DistillError> {
+    let json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
+    Ok(checkpoint::atomic_write(&out.join(METRICS_FILE), json.as_bytes())?)
+}
+
+/// Read a run's `metrics.json`.
+pub fn read_metrics(dir: &Path) -> Result<Metrics, DistillError> {
+    let path = dir.join(METRICS_FILE);
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| DistillError::Io { path: path.clone(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|e| DistillError::Checkpoint(CheckpointError::Metadata { path, message: e.to_string() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[[f32; 3]]) -> Tensor {
+        let flat: Vec<f32> = v.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (v.len(), 3), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn kl_term_matches_a_hand_computation() {
+        let z1 = t(&[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]);
+        let z2 = t(&[[0.5, 0.0, 1.5], [2.0, 1.0, 0.0]]);
+        let y = Tensor::new(&[1u32, 2], &Device::Cpu).unwrap();
+        let temperature = 2.0f64;
+        let losses = dml_losses(&[z1.clone(), z2.clone()], &y, temperature, 0.5, true).unwrap();
+        let softmax = |z: &[f32]| {
+            let e: Vec<f64> = z.iter().map(|v| (*v as f64 / temperature).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect::<Vec<_>>()
+        };
+        let rows = |z: &Tensor| z.to_vec2::<f32>().unwrap();
+        let mut expected = 0.0;
+        for (a, b) in rows(&z2).iter().zip(rows(&z1)) {
+            let (p, q) = (softmax(a), softmax(&b));
+            expected += p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum::<f64>();
+        }
+        expected *= temperature * temperature / 2.0;
+        let kl = losses[0].2.to_scalar::<f32>().unwrap() as f64;
+        assert!((kl - expected).abs() < 1e-5, "{kl} vs {expected}");
+        let total = losses[0].0.to_scalar::<f32>().unwrap();
+        let ce = losses[0].1.to_scalar::<f32>().unwrap();
+        assert!((total - (ce + 0.5 * kl as f32)).abs() < 1e-6);
+        // Independent training has no KL term; identical peers have none either.
+        let alone = dml_losses(&[z1.clone(), z2.clone()], &y, temperature, 0.5, false).unwrap();
+        assert_eq!(alone[0].2.to_scalar::<f32>().unwrap(), 0.0);
+        let same = dml_losses(&[z1.clone(), z1.clone()], &y, temperature, 0.5, true).unwrap();
+        assert!(same[0].2.to_scalar::<f32>().unwrap().abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_other_peers_predictions_carry_no_gradient() {
+        let z1 = candle_core::Var::from_tensor(&t(&[[1.0, 2.0, 0.5]])).unwrap();
+        let z2 = candle_core::Var::from_tensor(&t(&[[0.5, 0.0, 1.5]])).unwrap();
+        let y = Tensor::new(&[0u32], &Device::Cpu).unwrap();
+        let losses =
+            dml_losses(&[z1.as_tensor().clone(), z2.as_tensor().clone()], &y, 3.0, 1.0, true).unwrap();
+        let grads = losses[0].0.backward().unwrap();
+        assert!(grads.get(z1.as_tensor()).is_some());
+        assert!(grads.get(z2.as_tensor()).is_none(), "peer 0's loss must not move peer 1");
+    }
+
+    #[test]
+    fn epoch_orders_are_permutations_that_depend_on_seed_and_epoch() {
+        let a = epoch_order(1, 1, 100);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(1, 1, 100));
+        assert_ne!(a, epoch_order(1, 2, 100));
+        assert_ne!(a, epoch_order(2, 1, 100));
+    }
+
+    #[test]
+    fn cohort_normalisation_is_per_channel_only_for_matching_channel_first_peers() {
+        assert_eq!(cohort_channels(&[Arch::Imu1d, Arch::Imu1d], 7), 6);
+        assert_eq!(cohort_channels(&[Arch::Mlp8, Arch::Cnn8], 10), 1);
+        assert_eq!(cohort_channels(&[Arch::Cnn8, Arch::Cnn8], 10), 1);
+    }
+}

@@ -1,0 +1,20 @@
+//! Training: peer architectures, the candle models, deep mutual learning, checkpoints, and
+//! export to ONNX with the `peer.toml` sidecar.
+//!
+//! Training runs on candle (CPU); see `docs/ARCHITECTURE.md`, "Training framework".
+
+pub mod arch;
+pub mod checkpoint;
+pub mod data;
+pub mod dml;
+pub mod export;
+pub mod model;
+pub mod optim;
+pub mod report;
+pub mod source;
+
+pub use arch::{Arch, Layer, NetSpec, UnknownArch, FEATURES};
+pub use checkpoint::{load_peer, save_peer, CheckpointError, CheckpointMeta};
+pub use data::{Split, TrainData};
+pub use dml::{distill, DistillConfig, DistillError, Metrics, Observer, Silent};
+pub use model::Peer;

@@ -1,0 +1,218 @@
+//! A peer network in candle: parameters as [`Var`]s and the forward pass of a [`NetSpec`].
+
+use super::arch::{Layer, NetSpec};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// A parameter tensor that does not match its architecture.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("parameter `{0}` is missing")]
+    Missing(String),
+    #[error("parameter `{name}` has shape {found:?}, the architecture needs {expected:?}")]
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("parameter `{0}` holds NaN or infinite values")]
+    NonFinite(String),
+    #[error("the architecture does not chain: {0}")]
+    Spec(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// One peer: its architecture and its trainable parameters, in [`NetSpec::params`] order.
+pub struct Peer {
+    pub spec: NetSpec,
+    params: Vec<(String, Var)>,
+}
+
+/// What the forward pass returns for a batch.
+pub struct Outputs {
+    /// `[N, classes]`.
+    pub logits: Tensor,
+    /// `[N, features]`.
+    pub features: Tensor,
+}
+
+impl Peer {
+    /// Fresh parameters drawn from `rng`: He-uniform weights (ReLU layers), zero biases; the head
+    /// uses the LeCun-uniform bound `1/sqrt(fan_in)`.
+    pub fn init(spec: NetSpec, rng: &mut ChaCha8Rng) -> Result<Self, ModelError> {
+        spec.shapes().map_err(ModelError::Spec)?;
+        let mut bounds = HashMap::new();
+        for (i, layer) in spec.layers.iter().enumerate().filter(|(_, l)| l.param_shapes().is_some()) {
+            bounds.insert(format!("l{i}.weight"), (6.0 / layer.fan_in() as f64).sqrt());
+        }
+        bounds.insert("head.weight".into(), (1.0 / spec.features as f64).sqrt());
+        let mut params = Vec::new();
+        for (name, shape) in spec.params() {
+            let len: usize = shape.iter().product();
+            let values: Vec<f32> = match bounds.get(&name) {
+                Some(&bound) => (0..len).map(|_| rng.random_range(-bound..bound) as f32).collect(),
+                None => vec![0.0; len],
+            };
+            params.push((name, Var::from_vec(values, shape, &Device::Cpu)?));
+        }
+        Ok(Self { spec, params })
+    }
+
+    /// A peer from named tensors (a checkpoint), checking every name, shape and value.
+    pub fn from_tensors(spec: NetSpec, tensors: &HashMap<String, Tensor>) -> Result<Self, ModelError> {
+        spec.shapes().map_err(ModelError::Spec)?;
+        let mut params = Vec::new();
+        for (name, shape) in spec.params() {
+            let t = tensors.get(&name).ok_or_else(|| ModelError::Missing(name.clone()))?;
+            if t.dims() != shape.as_slice() {
+                return Err(ModelError::Shape { name, expected: shape, found: t.dims().to_vec() });
+            }
+            let t = t.to_dtype(DType::F32)?;
+            if t.flatten_all()?.to_vec1::<f32>()?.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::NonFinite(name));
+            }
+            params.push((name, Var::from_tensor(&t)?));
+        }
+        Ok(Self { spec, params })
+    }
+
+    /// The trainable variables, in [`NetSpec::params`] order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// `(name, copy of the current value)` of every parameter (later training does not change it).
+    pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
+        Ok(self.params.iter().map(|(n, v)| Ok((n.clone(), v.copy()?))).collect::<candle_core::Result<_>>()?)
+    }
+
+    /// One parameter by name.
+    pub fn param(&self, name: &str) -> Option<&Var> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Overwrite every parameter with the values in `tensors` (same names and shapes).
+    pub fn load_values(&self, tensors: &HashMap<String, Tensor>) -> Result<(), ModelError> {
+        for (name, var) in &self.params {
+            let t = tensors.get(name).ok_or_else(|| ModelError::Missing(name.clone()))?;
+            if t.dims() != var.dims() {
+                return Err(ModelError::Shape {
+                    name: name.clone(),
+                    expected: var.dims().to_vec(),
+                    found: t.dims().to_vec(),
+                });
+            }
+            var.set(&t.to_dtype(DType::F32)?)?;
+        }
+        Ok(())
+    }
+
+    /// True if every parameter is finite.
+    pub fn is_finite(&self) -> Result<bool, ModelError> {
+        for (_, var) in &self.params {
+            let sum = var.as_tensor().abs()?.sum_all()?.to_scalar::<f32>()?;
+            if !sum.is_finite() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Forward pass of a batch `x` of shape `[N, input_shape...]` (already normalised).
+    pub fn forward(&self, x: &Tensor) -> Result<Outputs, ModelError> {
+        let mut h = x.clone();
+        for (i, layer) in self.spec.layers.iter().enumerate() {
+            h = match *layer {
+                Layer::Conv { rank, stride, pad, .. } => {
+                    let (w, b) = self.weight_bias(&format!("l{i}"))?;
+                    let y = if rank == 1 {
+                        h.conv1d(w, pad, stride, 1, 1)?
+                    } else {
+                        h.conv2d(w, pad, stride, 1, 1)?
+                    };
+                    let bias_shape: Vec<usize> = std::iter::once(1)
+                        .chain(std::iter::once(b.dims()[0]))
+                        .chain((0..rank).map(|_| 1))
+                        .collect();
+                    y.broadcast_add(&b.reshape(bias_shape)?)?
+                }
+                Layer::Dense { .. } => {
+                    let (w, b) = self.weight_bias(&format!("l{i}"))?;
+                    h.matmul(&w.t()?)?.broadcast_add(b)?
+                }
+                Layer::Relu => h.relu()?,
+                Layer::MaxPool2 => h.max_pool2d(2)?,
+                Layer::GlobalAvgPool => {
+                    let dims: Vec<usize> = (2..h.rank()).collect();
+                    h.mean_keepdim(dims)?
+                }
+                Layer::Flatten => h.flatten_from(1)?,
+            };
+        }
+        let features = h;
+        let (w, b) = self.weight_bias("head")?;
+        let logits = features.matmul(&w.t()?)?.broadcast_add(b)?;
+        Ok(Outputs { logits, features })
+    }
+
+    fn weight_bias(&self, prefix: &str) -> Result<(&Tensor, &Tensor), ModelError> {
+        let get = |suffix: &str| {
+            let name = format!("{prefix}.{suffix}");
+            self.param(&name).map(|v| v.as_tensor()).ok_or(ModelError::Missing(name))
+        };
+        Ok((get("weight")?, get("bias")?))
+    }
+}
+
+/// The RNG used for a peer's initial weights: derived from the run seed and the peer's index,
+/// so every peer of a cohort starts differently and reproducibly.
+pub fn init_rng(seed: u64, peer: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1 + peer as u64);
+    rng
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Arch, FEATURES};
+
+    #[test]
+    fn forward_gives_logits_and_features_for_every_architecture() {
+        for arch in Arch::ALL {
+            let spec = arch.spec(7);
+            let mut shape = vec![3];
+            shape.extend(&spec.input_shape);
+            let x = Tensor::ones(shape, DType::F32, &Device::Cpu).unwrap();
+            let peer = Peer::init(spec, &mut init_rng(1, 0)).unwrap();
+            let out = peer.forward(&x).unwrap();
+            assert_eq!(out.logits.dims(), &[3, 7], "{arch}");
+            assert_eq!(out.features.dims(), &[3, FEATURES], "{arch}");
+            let f = out.features.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(f.iter().all(|v| *v >= 0.0), "{arch}: features follow a ReLU");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_weights_and_peers_differ() {
+        let a = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
+        let b = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
+        let c = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 1)).unwrap();
+        let w = |p: &Peer| p.param("l0.weight").unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(w(&a), w(&b));
+        assert_ne!(w(&a), w(&c));
+    }
+
+    #[test]
+    fn checkpoint_tensors_are_checked() {
+        let spec = Arch::Mlp8.spec(10);
+        let peer = Peer::init(spec.clone(), &mut init_rng(1, 0)).unwrap();
+        let mut tensors: HashMap<_, _> = peer.named_tensors().unwrap().into_iter().collect();
+        assert!(Peer::from_tensors(spec.clone(), &tensors).is_ok());
+        tensors.insert("head.bias".into(), Tensor::zeros(9, DType::F32, &Device::Cpu).unwrap());
+        assert!(matches!(Peer::from_tensors(spec.clone(), &tensors), Err(ModelError::Shape { .. })));
+        tensors.insert("head.bias".into(), Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap());
+        assert!(matches!(Peer::from_tensors(spec.clone(), &tensors), Err(ModelError::NonFinite(_))));
+        tensors.remove("l0.weight");
+        assert!(matches!(Peer::from_tensors(spec, &tensors), Err(ModelError::Missing(_))));
+    }
+}

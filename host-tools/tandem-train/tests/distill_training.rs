@@ -1,0 +1,206 @@
+//! Deep mutual learning on real MNIST8 (small slices, so the suite stays quick): training works,
+//! is reproducible, resumes exactly after an interruption, stops cleanly on divergence, and
+//! rejects bad input with typed errors.
+//!
+//! Needs `tandem data fetch mnist8` (scripts/test runs it); without it every test fails with
+//! that command in its message.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use tandem_train::data::{DataError, Split};
+use tandem_train::dml::{self, EpochMetrics, Observer};
+use tandem_train::{load_peer, source, Arch, DistillConfig, DistillError, Silent, TrainData};
+
+fn mnist8(seed: u64) -> TrainData {
+    source::load_train_data("mnist8", seed).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Two peers of different architectures, 2 epochs on 2,500 training samples.
+fn quick(seed: u64) -> DistillConfig {
+    DistillConfig {
+        epochs: 2,
+        limit: Some(2500),
+        ..DistillConfig::new("mnist8", vec![Arch::Mlp8, Arch::Cnn8], seed)
+    }
+}
+
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every tensor (name and bytes) of the best checkpoints and the run state; the state's metadata
+/// holds wall-clock timings, so files are compared by their tensors.
+fn checkpoints(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
+    ["peer0-mlp8.safetensors", "peer1-cnn8.safetensors", dml::STATE_FILE]
+        .iter()
+        .map(|f| {
+            let data = bytes(&dir.join(f));
+            let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+            let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+            names.sort();
+            names.into_iter().map(|n| (n.clone(), st.tensor(&n).unwrap().data().to_vec())).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn mutual_learning_trains_every_peer_and_writes_checkpoints_and_metrics() {
+    let data = mnist8(1);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dml::distill(&quick(1), &data, &[], dir.path(), false, &mut Silent).unwrap();
+    assert!(metrics.finished);
+    assert_eq!(metrics.epochs.len(), 2);
+    assert_eq!(metrics.dataset.train, 2500);
+    for (k, p) in metrics.peers.iter().enumerate() {
+        // 10 classes: chance is 10 %. Two short epochs already learn the digits.
+        assert!(p.best_val_accuracy > 0.75, "peer {k}: val {}", p.best_val_accuracy);
+        assert!(p.test_accuracy > 0.75, "peer {k}: test {}", p.test_accuracy);
+        let kl = metrics.epochs[0].peers[k].train_kl;
+        assert!(kl > 0.0, "peer {k}: the mutual term is active ({kl})");
+        // The checkpoint is the best epoch, scored on the test split.
+        let (meta, peer) = load_peer(&dir.path().join(&p.checkpoint)).unwrap();
+        assert_eq!(meta.epoch, p.best_epoch);
+        assert_eq!(meta.test_accuracy, Some(p.test_accuracy));
+        assert_eq!(meta.dataset_sha256, data.sha256);
+        assert_eq!(peer.spec.arch, p.arch);
+    }
+    let on_disk = dml::read_metrics(dir.path()).unwrap();
+    assert_eq!(on_disk.peers, metrics.peers);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_peers_and_another_seed_does_not() {
+    let data = mnist8(1);
+    let (a, b, c) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = DistillConfig { epochs: 1, ..quick(1) };
+    dml::distill(&config, &data, &[], a.path(), false, &mut Silent).unwrap();
+    dml::distill(&config, &data, &[], b.path(), false, &mut Silent).unwrap();
+    dml::distill(&DistillConfig { seed: 2, ..config }, &data, &[], c.path(), false, &mut Silent).unwrap();
+    assert!(checkpoints(a.path()) == checkpoints(b.path()), "same seed, same machine: identical files");
+    assert!(checkpoints(a.path()) != checkpoints(c.path()), "another seed trains other weights");
+}
+
+/// Stops the run after `after` epochs, as a kill would.
+struct StopAfter(usize);
+impl Observer for StopAfter {
+    fn epoch_end(&mut self, m: &EpochMetrics) -> ControlFlow<()> {
+        if m.epoch >= self.0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_result() {
+    let data = mnist8(1);
+    let config = DistillConfig { epochs: 3, limit: Some(800), ..quick(4) };
+    let whole = tempfile::tempdir().unwrap();
+    dml::distill(&config, &data, &[], whole.path(), false, &mut Silent).unwrap();
+
+    let cut = tempfile::tempdir().unwrap();
+    let err = dml::distill(&config, &data, &[], cut.path(), false, &mut StopAfter(1)).unwrap_err();
+    assert!(matches!(err, DistillError::Stopped { epoch: 1 }), "{err}");
+    // Starting again without --resume must not overwrite the saved run.
+    let err = dml::distill(&config, &data, &[], cut.path(), false, &mut Silent).unwrap_err();
+    assert!(matches!(err, DistillError::OutputExists { epoch: 1, .. }), "{err}");
+    assert!(err.to_string().contains("--resume"));
+    // Resuming with other settings is refused, naming the setting.
+    let other = DistillConfig { lambda: 0.5, ..config.clone() };
+    let err = dml::distill(&other, &data, &[], cut.path(), true, &mut Silent).unwrap_err();
+    assert!(matches!(err, DistillError::ResumeMismatch { field: "lambda", .. }), "{err}");
+
+    let resumed = dml::distill(&config, &data, &[], cut.path(), true, &mut Silent).unwrap();
+    assert_eq!(resumed.epochs.len(), 3);
+    assert!(
+        checkpoints(whole.path()) == checkpoints(cut.path()),
+        "resumed run differs from the uninterrupted one"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_state() {
+    let data = mnist8(1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = DistillConfig { lr: 1e30, ..quick(1) };
+    let err = dml::distill(&config, &data, &[], dir.path(), false, &mut Silent).unwrap_err();
+    let DistillError::NonFiniteLoss { epoch, last_good_epoch, kept, .. } = &err else {
+        panic!("expected a non-finite loss, got {err}");
+    };
+    assert_eq!((*epoch, *last_good_epoch), (1, 0));
+    assert!(err.to_string().contains("state.safetensors"), "{err}");
+    // The kept state is loadable and finite: resuming from it with the same (bad) settings
+    // diverges again rather than failing to read it.
+    assert!(kept.exists());
+    let again = dml::distill(&config, &data, &[], dir.path(), true, &mut Silent).unwrap_err();
+    assert!(matches!(again, DistillError::NonFiniteLoss { .. }), "{again}");
+}
+
+#[test]
+fn independent_peers_do_not_influence_each_other_and_mutual_ones_do() {
+    let data = mnist8(1);
+    let alone = |cohort: Vec<Arch>| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DistillConfig { epochs: 1, independent: true, cohort, ..quick(3) };
+        let m = dml::distill(&config, &data, &[], dir.path(), false, &mut Silent).unwrap();
+        assert!(m.epochs[0].peers.iter().all(|p| p.train_kl == 0.0));
+        (bytes(&dir.path().join("peer0-mlp8.safetensors")), dir)
+    };
+    let (with_cnn, _d1) = alone(vec![Arch::Mlp8, Arch::Cnn8]);
+    let (with_mlp, _d2) = alone(vec![Arch::Mlp8, Arch::Mlp8]);
+    let same_weights = |a: &[u8], b: &[u8]| {
+        // Compare the tensors, not the metadata (which names the cohort).
+        let (ta, tb) = (
+            safetensors::SafeTensors::deserialize(a).unwrap(),
+            safetensors::SafeTensors::deserialize(b).unwrap(),
+        );
+        let mut names = ta.names();
+        names.sort();
+        names.iter().all(|n| ta.tensor(n).unwrap().data() == tb.tensor(n).unwrap().data())
+    };
+    assert!(same_weights(&with_cnn, &with_mlp), "an independent peer must not depend on its cohort");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mutual = DistillConfig { epochs: 1, ..quick(3) };
+    dml::distill(&mutual, &data, &[], dir.path(), false, &mut Silent).unwrap();
+    assert!(!same_weights(&with_cnn, &bytes(&dir.path().join("peer0-mlp8.safetensors"))));
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let data = mnist8(1);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |config: &DistillConfig, data: &TrainData| {
+        dml::distill(config, data, &[], dir.path(), false, &mut Silent).map_err(Box::new)
+    };
+
+    let mut nan = data.clone();
+    nan.train.x[5 * 64 + 3] = f32::NAN;
+    let err = run(&quick(1), &nan).unwrap_err();
+    assert!(matches!(*err, DistillError::Data(DataError::NonFinite { split: "train", index: 5 })), "{err}");
+
+    let err = run(&DistillConfig { cohort: vec![Arch::Mlp8, Arch::Imu1d], ..quick(1) }, &data).unwrap_err();
+    assert!(
+        matches!(*err, DistillError::Data(DataError::InputSize { expected: 600, found: 64, .. })),
+        "{err}"
+    );
+
+    for bad in [
+        DistillConfig { cohort: vec![Arch::Mlp8], ..quick(1) },
+        DistillConfig { temperature: 0.0, ..quick(1) },
+        DistillConfig { lambda: f64::NAN, ..quick(1) },
+        DistillConfig { epochs: 0, ..quick(1) },
+    ] {
+        assert!(matches!(run(&bad, &data).map_err(|e| *e), Err(DistillError::Option(_))), "{bad:?}");
+    }
+    let err = dml::distill(&quick(1), &data, &[], dir.path(), true, &mut Silent).unwrap_err();
+    assert!(matches!(err, DistillError::NothingToResume { .. }), "{err}");
+
+    let bad_target = ("optdigits".to_string(), Split { x: vec![0.0; 63], y: vec![1] });
+    let err = dml::distill(&quick(1), &data, &[bad_target], dir.path(), false, &mut Silent).unwrap_err();
+    assert!(matches!(err, DistillError::Option(_)), "{err}");
+    // Nothing was written by the refused runs.
+    assert!(!dir.path().join(dml::STATE_FILE).exists());
+}
