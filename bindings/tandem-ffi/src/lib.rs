@@ -146,19 +146,18 @@ unsafe fn engine_mut<'a>(p: *mut TandemEngine) -> Result<&'a mut TandemEngine, T
     p.as_mut().ok_or_else(|| fail(TANDEM_ERR_ARGUMENT, "engine is NULL"))
 }
 
-/// The adaptation configuration of a method name.
-fn method_config(name: &str) -> Option<(tandem_adapt::Config, bool)> {
-    use tandem_adapt::Config;
-    Some(match name {
-        "mutual" => (Config::MUTUAL, true),
-        "self" => (Config::SELF_TRAINING, true),
-        "tent" => (Config::ENTROPY, true),
-        "adabn" => (Config::ADABN, true),
-        "prototypes" => (Config::PROTOTYPES, true),
-        "source" => (Config::SOURCE_ONLY, true),
-        "none" => (Config::SOURCE_ONLY, false),
-        _ => return None,
-    })
+/// The adaptation configuration of a method name, and whether the engine adapts at all:
+/// `none` is prediction only; every other name is `tandem_adapt::method`'s, on the product's
+/// defaults (`Config::MUTUAL`), so `mutual`, `self`, `tent`, `adabn`, `prototypes` and
+/// `source` are those presets and compositions (`mutual+adabn`) work as in `tandem adapt`.
+fn method_config(name: &str) -> Result<(tandem_adapt::Config, bool), String> {
+    use tandem_adapt::{method, Config};
+    if name.trim() == "none" {
+        return Ok((Config::SOURCE_ONLY, false));
+    }
+    method::configure(name, &Config::MUTUAL)
+        .map(|config| (config, true))
+        .map_err(|e| format!("method `{name}`: {e}; or `none` (prediction only)"))
 }
 
 /// The library's version (a static string).
@@ -224,11 +223,9 @@ pub unsafe extern "C" fn tandem_engine_open(
             (Ok(a), Ok(b)) => (a, b),
             (Err(s), _) | (_, Err(s)) => return s,
         };
-        let Some((config, adapt)) = method_config(method) else {
-            return fail(
-                TANDEM_ERR_ARGUMENT,
-                format!("unknown method `{method}` (mutual, self, tent, adabn, prototypes, source, none)"),
-            );
+        let (config, adapt) = match method_config(method) {
+            Ok(found) => found,
+            Err(message) => return fail(TANDEM_ERR_ARGUMENT, message),
         };
         let options = EngineOptions { config, adapt, ..Default::default() };
         let opened = Engine::load_peers(&paths, &options).and_then(|peers| {
@@ -533,4 +530,32 @@ pub unsafe extern "C" fn tandem_engine_adopt_merged(
             Err(err) => engine_error(err),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_config;
+    use tandem_adapt::Config;
+
+    /// The names the C API has always accepted keep their configurations.
+    #[test]
+    fn method_names_keep_their_configurations() {
+        for (name, config, adapt) in [
+            ("mutual", Config::MUTUAL, true),
+            ("self", Config::SELF_TRAINING, true),
+            ("tent", Config::ENTROPY, true),
+            ("adabn", Config::ADABN, true),
+            ("prototypes", Config::PROTOTYPES, true),
+            ("source", Config::SOURCE_ONLY, true),
+            ("none", Config::SOURCE_ONLY, false),
+        ] {
+            assert_eq!(method_config(name), Ok((config, adapt)), "{name}");
+        }
+        let (c, true) = method_config("mutual+adabn").unwrap() else { panic!("mutual+adabn adapts") };
+        assert!(c.adapters.renorm && tandem_adapt::method::is_mutual(&c));
+        for bad in ["no-such-method", "oracle", "self+mutual", "none+adabn", ""] {
+            let message = method_config(bad).unwrap_err();
+            assert!(message.contains("none"), "{bad}: {message}");
+        }
+    }
 }

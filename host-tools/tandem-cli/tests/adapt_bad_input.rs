@@ -10,8 +10,8 @@ mod adapt_support;
 
 use adapt_support::*;
 use tandem_adapt::{crc32, Cohort, Config, SnapshotError};
-use tandem_harness::adapt::target;
 use tandem_data::npy::{self, NpyArray, NpyData};
+use tandem_harness::adapt::target;
 
 const F: usize = 32;
 const C: usize = 10;
@@ -146,7 +146,8 @@ fn bad_snapshots_are_refused_and_the_cohort_falls_back_to_the_source() {
     // A state adapted from other source statistics (measured on other samples of the source
     // data): the fingerprint differs, so it is refused even though the sizes match.
     let train_x = source_train_x(&peers);
-    let other: [_; 2] = source_sides_on::<F, C>(&mut peers, &train_x[..train_x.len() / 2]).try_into().unwrap();
+    let other: [_; 2] =
+        source_sides_on::<F, C>(&mut peers, &train_x[..train_x.len() / 2]).try_into().unwrap();
     let mut other_cohort = Cohort::new(Config::MUTUAL, &other).unwrap();
     assert!(matches!(other_cohort.load_bytes(&good), Err(SnapshotError::SourceMismatch { .. })));
     // A state of other shapes (the IMU peers: 7 classes) is refused by its header.

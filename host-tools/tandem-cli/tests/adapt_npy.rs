@@ -9,8 +9,8 @@ mod adapt_support;
 
 use adapt_support::*;
 use std::path::{Path, PathBuf};
-use tandem_harness::adapt::target;
 use tandem_data::npy::{self, NpyArray, NpyData};
+use tandem_harness::adapt::target;
 
 /// Write `x` (samples of 8×8) and, when given, integer labels, as NPY files in `dir`.
 fn write_set(dir: &Path, name: &str, x: &[f32], y: Option<&[u8]>) -> (PathBuf, Option<PathBuf>) {

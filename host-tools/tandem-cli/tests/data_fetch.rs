@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use tandem_data::{self, Asset, AssetStatus, Cache, DataError, FetchOutcome};
+use tandem_data::{self as data, Asset, AssetStatus, Cache, DataError, FetchOutcome};
 
 fn quiet(_: &str) {}
 

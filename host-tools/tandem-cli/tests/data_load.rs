@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem_data::{self, npy, Cache, Dataset, Side};
+use tandem_data::{self as data, npy, Cache, Dataset, Side};
 
 fn load(name: &str) -> Dataset {
     data::load(name).unwrap_or_else(|e| panic!("loading {name}: {e}"))

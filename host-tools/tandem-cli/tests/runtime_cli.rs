@@ -186,8 +186,7 @@ fn check_feeds_npy_inputs_to_a_reference_peer() {
     let values: Vec<f32> = (0..5 * per_sample).map(|i| ((i * 31 % 17) as f32 - 8.0) / 4.0).collect();
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("x.npy");
-    let array =
-        tandem_data::npy::NpyArray::new(shape, tandem_data::npy::NpyData::F32(values)).unwrap();
+    let array = tandem_data::npy::NpyArray::new(shape, tandem_data::npy::NpyData::F32(values)).unwrap();
     tandem_data::npy::write(&npy, &array).unwrap();
     let stdout = ok(&["check", s(&peer), "--input", s(&npy), "--ort-lib", s(&lib)]);
     let rows = check_rows(&stdout);

@@ -22,7 +22,10 @@ pub fn load(source: &str, sample_len: usize, max: usize, meta: Option<&ModelMeta
     };
     let per: usize = shape.iter().skip(1).product();
     if shape.len() < 2 || per != sample_len {
-        bail!("{source}: samples of shape {:?}, the model takes {sample_len} values", &shape[1.min(shape.len())..]);
+        bail!(
+            "{source}: samples of shape {:?}, the model takes {sample_len} values",
+            &shape[1.min(shape.len())..]
+        );
     }
     let n = shape[0];
     if n == 0 {

@@ -94,7 +94,9 @@ fn check_peers(train: &str, evaluations: &[(&str, Option<Part>, Bar)]) {
         let mut host = HostModel::new(&f.blob).unwrap();
         let mut worst = 0f32;
         for s in samples(&test, 256) {
-            let (logits, features) = reference.run(&meta.normalisation.apply(meta.input.layout, &[&[1][..], &dims].concat(), &s)).unwrap();
+            let (logits, features) = reference
+                .run(&meta.normalisation.apply(meta.input.layout, &[&[1][..], &dims].concat(), &s))
+                .unwrap();
             let ours = host.run(&s).unwrap();
             for (a, b) in ours.logits.iter().zip(&logits).chain(ours.features.iter().zip(&features)) {
                 worst = worst.max((a - b).abs());
@@ -106,7 +108,7 @@ fn check_peers(train: &str, evaluations: &[(&str, Option<Part>, Bar)]) {
             assert!(r.arena_bytes as f64 <= 1.05 * r.lower_bound as f64, "{}: {r:?}", path.display());
         }
         for &(name, part, bar) in evaluations {
-            let d = data(name, &meta, *part);
+            let d = data(name, &meta, part);
             let (af, aq) = (accuracy(&f.blob, &d), accuracy(&q.blob, &d));
             println!("{} on {name}: f32 {af:.4}, int8 {aq:.4} ({} samples)", path.display(), d.len());
             let loss = if bar == Bar::Within1Pt { (af - aq).abs() } else { af - aq };

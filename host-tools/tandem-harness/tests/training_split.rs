@@ -40,7 +40,12 @@ fn calibration_and_source_statistics_never_see_a_distillation_test_sample() {
         let distill = distill_rule.indices(&ds).unwrap();
         let trained = tandem_train::source::load_train_data(name, provenance.seed).unwrap();
         assert_eq!(trained.split, Some(distill_rule), "{}: distillation splits by this rule", meta.name);
-        assert_eq!(trained.test.x, ds.subset(&distill.test).unwrap().x, "{}: distillation's test part", meta.name);
+        assert_eq!(
+            trained.test.x,
+            ds.subset(&distill.test).unwrap().x,
+            "{}: distillation's test part",
+            meta.name
+        );
 
         // What the harness reproduces from the sidecar.
         let rule = tandem_harness::source::rule_for(name, Some(&meta)).unwrap();
@@ -78,8 +83,12 @@ fn a_recorded_split_is_reproduced_as_recorded() {
     let mut meta = committed_peers().into_iter().next().unwrap();
     let provenance = meta.provenance.as_mut().unwrap();
     let (name, seed) = (provenance.dataset.clone(), provenance.seed);
-    provenance.split =
-        Some(tandem_runtime::SplitRecord { val_frac: 0.25, test_frac: 0.25, seed: seed + 7, by: "class".into() });
+    provenance.split = Some(tandem_runtime::SplitRecord {
+        val_frac: 0.25,
+        test_frac: 0.25,
+        seed: seed + 7,
+        by: "class".into(),
+    });
     let rule = tandem_harness::source::rule_for(&name, Some(&meta)).unwrap();
     assert_eq!((rule.val_frac, rule.test_frac, rule.seed), (0.25, 0.25, seed + 7));
     // Another dataset than the one trained on gets distillation's rule with the same seed.

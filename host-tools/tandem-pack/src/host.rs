@@ -4,7 +4,7 @@ use tandem_micro::{Error, Model};
 
 /// What one inference gives.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outputs {
+pub struct HostOutputs {
     /// Logits as real values (dequantized for int8).
     pub logits: Vec<f32>,
     /// Features as real values.
@@ -34,7 +34,7 @@ impl<'a> HostModel<'a> {
     }
 
     /// Run one raw sample (normalised by the model itself).
-    pub fn run(&mut self, sample: &[f32]) -> Result<Outputs, Error> {
+    pub fn run(&mut self, sample: &[f32]) -> Result<HostOutputs, Error> {
         let m = &self.model;
         m.set_input(&mut self.arena, sample)?;
         m.run(&mut self.arena)?;
@@ -43,7 +43,7 @@ impl<'a> HostModel<'a> {
             m.read_f32(&self.arena, id, &mut v)?;
             Ok(v)
         };
-        Ok(Outputs {
+        Ok(HostOutputs {
             logits: read(m.header().logits)?,
             features: read(m.header().features)?,
             logits_raw: m.tensor_bytes(&self.arena, m.header().logits)?.to_vec(),

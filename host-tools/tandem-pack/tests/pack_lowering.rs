@@ -183,7 +183,8 @@ std = [6.0]
     let reference = Reference::load(&model, &[1, 8, 8], "logits", "features").unwrap();
     let mut host = HostModel::new(&p.blob).unwrap();
     for s in &calib[..8] {
-        let (logits, _) = reference.run(&meta.normalisation.apply(meta.input.layout, &[1, 1, 8, 8], s)).unwrap();
+        let (logits, _) =
+            reference.run(&meta.normalisation.apply(meta.input.layout, &[1, 1, 8, 8], s)).unwrap();
         for (a, b) in host.run(s).unwrap().logits.iter().zip(&logits) {
             assert!((a - b).abs() < 1e-4);
         }

@@ -7,7 +7,7 @@
 //! cut leaves either the old file or the new one, never a torn one.
 
 use super::arch::{Arch, NetSpec};
-use super::model::{ModelError, Peer};
+use super::model::{ModelError, PeerNet};
 use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,8 @@ impl CheckpointMeta {
 /// Write `bytes` to `path` so that a crash leaves either the old content or the new one
 /// ([`tandem_data::write_atomic`], the one atomic write of the host tools).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    tandem_data::write_atomic(path, bytes).map_err(|source| CheckpointError::Io { path: path.to_owned(), source })
+    tandem_data::write_atomic(path, bytes)
+        .map_err(|source| CheckpointError::Io { path: path.to_owned(), source })
 }
 
 /// An f32 tensor's bytes, for safetensors.
@@ -160,14 +161,14 @@ pub fn read_tensors<M: for<'de> Deserialize<'de>>(
 }
 
 /// Save one peer's parameters with its metadata.
-pub fn save_peer(path: &Path, meta: &CheckpointMeta, peer: &Peer) -> Result<(), CheckpointError> {
+pub fn save_peer(path: &Path, meta: &CheckpointMeta, peer: &PeerNet) -> Result<(), CheckpointError> {
     let tensors =
         peer.named_tensors().map_err(|source| CheckpointError::Model { path: path.to_owned(), source })?;
     write_tensors(path, &tensors, meta)
 }
 
 /// Load a peer checkpoint, checking its metadata and every parameter against the architecture.
-pub fn load_peer(path: &Path) -> Result<(CheckpointMeta, Peer), CheckpointError> {
+pub fn load_peer(path: &Path) -> Result<(CheckpointMeta, PeerNet), CheckpointError> {
     let (tensors, meta): (_, CheckpointMeta) = read_tensors(path)?;
     let invalid = |message: String| CheckpointError::Metadata { path: path.to_owned(), message };
     if meta.format != CHECKPOINT_FORMAT {
@@ -182,7 +183,7 @@ pub fn load_peer(path: &Path) -> Result<(CheckpointMeta, Peer), CheckpointError>
         return Err(invalid("normalisation must have matching, finite mean and std > 0".into()));
     }
     let spec = meta.spec().map_err(invalid)?;
-    let peer = Peer::from_tensors(spec, &tensors)
+    let peer = PeerNet::from_tensors(spec, &tensors)
         .map_err(|source| CheckpointError::Model { path: path.to_owned(), source })?;
     Ok((meta, peer))
 }
@@ -218,7 +219,7 @@ mod tests {
     fn peer_round_trips_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.safetensors");
-        let peer = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(9, 0)).unwrap();
+        let peer = PeerNet::init(Arch::Mlp8.spec(10), &mut init_rng(9, 0)).unwrap();
         save_peer(&path, &meta(), &peer).unwrap();
         let (m, back) = load_peer(&path).unwrap();
         assert_eq!(m, meta());
@@ -237,7 +238,7 @@ mod tests {
     fn damaged_files_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.safetensors");
-        let peer = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(9, 0)).unwrap();
+        let peer = PeerNet::init(Arch::Mlp8.spec(10), &mut init_rng(9, 0)).unwrap();
         save_peer(&path, &meta(), &peer).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         // Truncated anywhere: in the length prefix, the header or the data.

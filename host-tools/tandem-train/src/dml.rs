@@ -14,7 +14,7 @@
 use super::arch::Arch;
 use super::checkpoint::{self, CheckpointError, CheckpointMeta, CHECKPOINT_FORMAT};
 use super::data::{self, DataError, Split, TrainData};
-use super::model::{init_rng, ModelError, Outputs, Peer};
+use super::model::{init_rng, ModelError, NetOutputs, PeerNet};
 use super::optim::{AdamState, AdamW};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::ops::log_softmax;
@@ -289,7 +289,7 @@ pub fn dml_losses(
 }
 
 /// Mean cross-entropy and accuracy of `peer` on normalised samples.
-pub fn evaluate(peer: &Peer, x: &[f32], y: &[u8]) -> Result<(f64, f64), ModelError> {
+pub fn evaluate(peer: &PeerNet, x: &[f32], y: &[u8]) -> Result<(f64, f64), ModelError> {
     let sample_len = peer.spec.input_len();
     let (mut loss_sum, mut correct) = (0f64, 0usize);
     for (xs, ys) in x.chunks(EVAL_BATCH * sample_len).zip(y.chunks(EVAL_BATCH)) {
@@ -304,7 +304,7 @@ pub fn evaluate(peer: &Peer, x: &[f32], y: &[u8]) -> Result<(f64, f64), ModelErr
 }
 
 /// Logits and features of `peer` for normalised flat samples, as row-major `Vec`s.
-pub fn predict(peer: &Peer, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+pub fn predict(peer: &PeerNet, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
     let sample_len = peer.spec.input_len();
     let (mut logits, mut features) = (Vec::new(), Vec::new());
     for xs in x.chunks(EVAL_BATCH * sample_len) {
@@ -327,7 +327,7 @@ fn label_tensor(y: &[u8]) -> candle_core::Result<Tensor> {
     Tensor::from_vec(y, n, &Device::Cpu)
 }
 
-fn count_correct(out: &Outputs, y: &[u8]) -> candle_core::Result<usize> {
+fn count_correct(out: &NetOutputs, y: &[u8]) -> candle_core::Result<usize> {
     let pred = out.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
     Ok(pred.iter().zip(y).filter(|(p, t)| **p == **t as u32).count())
 }
@@ -358,17 +358,17 @@ struct RunState {
 }
 
 /// A cohort being trained.
-struct Cohort {
-    peers: Vec<Peer>,
+struct TrainingCohort {
+    peers: Vec<PeerNet>,
     optims: Vec<AdamW>,
 }
 
-impl Cohort {
+impl TrainingCohort {
     fn new(config: &DistillConfig, classes: usize) -> Result<Self, DistillError> {
         let mut peers = Vec::new();
         let mut optims = Vec::new();
         for (k, arch) in config.cohort.iter().enumerate() {
-            let peer = Peer::init(arch.spec(classes), &mut init_rng(config.seed, k))?;
+            let peer = PeerNet::init(arch.spec(classes), &mut init_rng(config.seed, k))?;
             let params = candle_nn::ParamsAdamW {
                 lr: config.lr,
                 weight_decay: config.weight_decay,
@@ -469,7 +469,7 @@ pub fn distill(
     let train_x = data::normalise(&train.x, data.sample_len, &norm);
     let val_x = data::normalise(&data.val.x, data.sample_len, &norm);
 
-    let mut cohort = Cohort::new(config, classes)?;
+    let mut cohort = TrainingCohort::new(config, classes)?;
     let mut state = RunState {
         format: STATE_FORMAT,
         config: config.clone(),
@@ -559,7 +559,7 @@ pub fn distill(
             }
             let yb: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
             let labels = label_tensor(&yb)?;
-            let outs: Vec<Outputs> = cohort
+            let outs: Vec<NetOutputs> = cohort
                 .peers
                 .iter()
                 .map(|p| p.forward(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))

@@ -17,4 +17,4 @@ pub use arch::{Arch, Layer, NetSpec, UnknownArch, FEATURES};
 pub use checkpoint::{load_peer, save_peer, CheckpointError, CheckpointMeta};
 pub use data::{Split, TrainData};
 pub use dml::{distill, DistillConfig, DistillError, Metrics, Observer, Silent};
-pub use model::Peer;
+pub use model::PeerNet;

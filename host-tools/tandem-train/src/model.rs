@@ -22,20 +22,20 @@ pub enum ModelError {
 }
 
 /// One peer: its architecture and its trainable parameters, in [`NetSpec::params`] order.
-pub struct Peer {
+pub struct PeerNet {
     pub spec: NetSpec,
     params: Vec<(String, Var)>,
 }
 
 /// What the forward pass returns for a batch.
-pub struct Outputs {
+pub struct NetOutputs {
     /// `[N, classes]`.
     pub logits: Tensor,
     /// `[N, features]`.
     pub features: Tensor,
 }
 
-impl Peer {
+impl PeerNet {
     /// Fresh parameters drawn from `rng`: He-uniform weights (ReLU layers), zero biases; the head
     /// uses the LeCun-uniform bound `1/sqrt(fan_in)`.
     pub fn init(spec: NetSpec, rng: &mut ChaCha8Rng) -> Result<Self, ModelError> {
@@ -118,7 +118,7 @@ impl Peer {
     }
 
     /// Forward pass of a batch `x` of shape `[N, input_shape...]` (already normalised).
-    pub fn forward(&self, x: &Tensor) -> Result<Outputs, ModelError> {
+    pub fn forward(&self, x: &Tensor) -> Result<NetOutputs, ModelError> {
         let mut h = x.clone();
         for (i, layer) in self.spec.layers.iter().enumerate() {
             h = match *layer {
@@ -151,7 +151,7 @@ impl Peer {
         let features = h;
         let (w, b) = self.weight_bias("head")?;
         let logits = features.matmul(&w.t()?)?.broadcast_add(b)?;
-        Ok(Outputs { logits, features })
+        Ok(NetOutputs { logits, features })
     }
 
     fn weight_bias(&self, prefix: &str) -> Result<(&Tensor, &Tensor), ModelError> {
@@ -183,7 +183,7 @@ mod tests {
             let mut shape = vec![3];
             shape.extend(&spec.input_shape);
             let x = Tensor::ones(shape, DType::F32, &Device::Cpu).unwrap();
-            let peer = Peer::init(spec, &mut init_rng(1, 0)).unwrap();
+            let peer = PeerNet::init(spec, &mut init_rng(1, 0)).unwrap();
             let out = peer.forward(&x).unwrap();
             assert_eq!(out.logits.dims(), &[3, 7], "{arch}");
             assert_eq!(out.features.dims(), &[3, FEATURES], "{arch}");
@@ -194,10 +194,10 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_weights_and_peers_differ() {
-        let a = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
-        let b = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
-        let c = Peer::init(Arch::Mlp8.spec(10), &mut init_rng(5, 1)).unwrap();
-        let w = |p: &Peer| p.param("l0.weight").unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = PeerNet::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
+        let b = PeerNet::init(Arch::Mlp8.spec(10), &mut init_rng(5, 0)).unwrap();
+        let c = PeerNet::init(Arch::Mlp8.spec(10), &mut init_rng(5, 1)).unwrap();
+        let w = |p: &PeerNet| p.param("l0.weight").unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(w(&a), w(&b));
         assert_ne!(w(&a), w(&c));
     }
@@ -205,14 +205,14 @@ mod tests {
     #[test]
     fn checkpoint_tensors_are_checked() {
         let spec = Arch::Mlp8.spec(10);
-        let peer = Peer::init(spec.clone(), &mut init_rng(1, 0)).unwrap();
+        let peer = PeerNet::init(spec.clone(), &mut init_rng(1, 0)).unwrap();
         let mut tensors: HashMap<_, _> = peer.named_tensors().unwrap().into_iter().collect();
-        assert!(Peer::from_tensors(spec.clone(), &tensors).is_ok());
+        assert!(PeerNet::from_tensors(spec.clone(), &tensors).is_ok());
         tensors.insert("head.bias".into(), Tensor::zeros(9, DType::F32, &Device::Cpu).unwrap());
-        assert!(matches!(Peer::from_tensors(spec.clone(), &tensors), Err(ModelError::Shape { .. })));
+        assert!(matches!(PeerNet::from_tensors(spec.clone(), &tensors), Err(ModelError::Shape { .. })));
         tensors.insert("head.bias".into(), Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap());
-        assert!(matches!(Peer::from_tensors(spec.clone(), &tensors), Err(ModelError::NonFinite(_))));
+        assert!(matches!(PeerNet::from_tensors(spec.clone(), &tensors), Err(ModelError::NonFinite(_))));
         tensors.remove("l0.weight");
-        assert!(matches!(Peer::from_tensors(spec, &tensors), Err(ModelError::Missing(_))));
+        assert!(matches!(PeerNet::from_tensors(spec, &tensors), Err(ModelError::Missing(_))));
     }
 }

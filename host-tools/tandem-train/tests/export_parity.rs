@@ -8,13 +8,13 @@
 
 use half::f16;
 use std::path::{Path, PathBuf};
-use tandem_train::export::{export, onnx, Precision};
-use tandem_train::data::normalise;
-use tandem_train::dml::{self, predict};
-use tandem_train::{load_peer, source, Arch, DistillConfig, Silent, TrainData};
 use tandem_runtime::{
     BackendKind, Layout, ModelMeta, OnnxModel, Session, SessionOptions, TensorDtype, TensorView,
 };
+use tandem_train::data::normalise;
+use tandem_train::dml::{self, predict};
+use tandem_train::export::{export, onnx, Precision};
+use tandem_train::{load_peer, source, Arch, DistillConfig, Silent, TrainData};
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension::Value,
 };

@@ -60,6 +60,19 @@ pub enum GuardEvent {
     Resumed,
 }
 
+impl core::fmt::Display for GuardEvent {
+    /// One line for a log: `checkpoint`, `rolled back to LastGood: …`, `resumed`, ….
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GuardEvent::Checkpoint => write!(f, "checkpoint"),
+            GuardEvent::CheckpointFailed(err) => write!(f, "checkpoint failed: {err}"),
+            GuardEvent::RolledBack { drift, to } => write!(f, "rolled back to {to:?}: {drift}"),
+            GuardEvent::StillDrifting(d) => write!(f, "still paused: {d}"),
+            GuardEvent::Resumed => write!(f, "resumed"),
+        }
+    }
+}
+
 /// The outcome of observing one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Observation<const C: usize> {

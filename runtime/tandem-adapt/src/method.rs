@@ -31,7 +31,8 @@ pub const COMPONENTS: [(&str, &str); 6] = [
 
 /// The host-only ceiling, name and description: [`configure`] refuses it alone with
 /// [`MethodError::Oracle`] and combined with [`MethodError::OracleCombined`].
-pub const ORACLE: (&str, &str) = ("oracle", "heads trained with the target labels (the ceiling; needs labels)");
+pub const ORACLE: (&str, &str) =
+    ("oracle", "heads trained with the target labels (the ceiling; needs labels)");
 
 /// Why a method name gives no configuration. It borrows the name it was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +162,10 @@ mod tests {
         assert!(e.contains("unknown adapter `magic`") && e.contains("prototypes"), "{e}");
         assert!(!e.contains("oracle"), "{e}");
         for empty in ["", "adabn+", "+self", "adabn++self"] {
-            assert!(matches!(configure(empty, &Config::MUTUAL), Err(MethodError::Unknown { component: "", .. })));
+            assert!(matches!(
+                configure(empty, &Config::MUTUAL),
+                Err(MethodError::Unknown { component: "", .. })
+            ));
         }
         assert!(configure("none", &Config::MUTUAL).is_err());
     }

@@ -307,12 +307,16 @@ pub fn encode<S: Sink, const P: usize, const F: usize, const C: usize>(
 }
 
 /// Read and check a header for a cohort of `P × F × C` adapted from `fingerprint`.
-fn read_header<R: Source, const P: usize, const F: usize, const C: usize>(
-    r: &mut CrcSource<'_, R>,
-    fingerprint: u32,
-) -> Result<Header, SnapshotError> {
-    let mut b = [0u8; HEADER_LEN];
-    r.take(&mut b)?;
+/// The header of an encoded snapshot, checked for magic, header CRC, version and layout only
+/// (no shape or source expectation): what a reader that does not know the shape in advance
+/// (a fleet merger, a tool) dispatches on.
+pub fn peek_header(bytes: &[u8]) -> Result<Header, SnapshotError> {
+    let b: &[u8; HEADER_LEN] =
+        bytes.get(..HEADER_LEN).and_then(|b| b.try_into().ok()).ok_or(SnapshotError::Truncated)?;
+    parse_header(b)
+}
+
+fn parse_header(b: &[u8; HEADER_LEN]) -> Result<Header, SnapshotError> {
     if b[0..4] != MAGIC {
         return Err(SnapshotError::BadMagic);
     }
@@ -338,6 +342,16 @@ fn read_header<R: Source, const P: usize, const F: usize, const C: usize>(
     if u16_at(6) as usize != HEADER_LEN || u16_at(14) != 0 {
         return Err(SnapshotError::BadHeader);
     }
+    Ok(header)
+}
+
+fn read_header<R: Source, const P: usize, const F: usize, const C: usize>(
+    r: &mut CrcSource<'_, R>,
+    fingerprint: u32,
+) -> Result<Header, SnapshotError> {
+    let mut b = [0u8; HEADER_LEN];
+    r.take(&mut b)?;
+    let header = parse_header(&b)?;
     if (header.peers as usize, header.features as usize, header.classes as usize) != (P, F, C) {
         return Err(SnapshotError::ShapeMismatch {
             peers: header.peers,

@@ -15,7 +15,7 @@ pub const HEAD_NODE: &str = "head";
 
 /// A linear classifier head: `logits = W · features + b`, `W` row-major `[classes, features]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Head {
+pub struct HeadWeights {
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
     pub classes: usize,
@@ -48,7 +48,7 @@ pub enum HeadError {
     Dtype { name: String, dtype: crate::metadata::TensorDtype },
 }
 
-impl Head {
+impl HeadWeights {
     /// Read the head of the ONNX file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, HeadError> {
         let path = path.as_ref();

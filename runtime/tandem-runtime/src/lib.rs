@@ -41,10 +41,10 @@ pub mod session;
 pub mod tensor;
 
 pub use error::{BackendKind, RuntimeError};
-pub use head::{Head, HeadError};
+pub use head::{HeadError, HeadWeights};
 pub use metadata::{
-    HeadSpec, InputSpec, Layout, MetaError, ModelMeta, Normalisation, OutputNames, Provenance, SplitRecord, TensorDtype,
-    SIDECAR_VERSION,
+    HeadSpec, InputSpec, Layout, MetaError, ModelMeta, Normalisation, OutputNames, Provenance, SplitRecord,
+    TensorDtype, SIDECAR_VERSION,
 };
 pub use onnx::{Dim, IoSpec, OnnxModel};
 pub use providers::{CudaOptions, ExecutionProvider, OrtOptions, TensorRtOptions};

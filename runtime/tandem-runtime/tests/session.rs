@@ -3,8 +3,8 @@
 
 use tandem_runtime::onnx_builder::{tiny_peer, AttrValue, ModelBuilder};
 use tandem_runtime::{
-    BackendKind, Dim, Head, HeadError, HeadSpec, InputSpec, Layout, ModelMeta, Normalisation, OutputNames,
-    RuntimeError, Session, SessionOptions, Tensor, TensorDtype, TensorView,
+    BackendKind, Dim, HeadError, HeadSpec, HeadWeights, InputSpec, Layout, ModelMeta, Normalisation,
+    OutputNames, RuntimeError, Session, SessionOptions, Tensor, TensorDtype, TensorView,
 };
 
 fn tract() -> SessionOptions {
@@ -70,7 +70,7 @@ fn inputs_by_name_and_by_position_agree() {
 #[test]
 fn the_head_read_from_the_onnx_reproduces_the_logits() {
     let bytes = tiny_peer(6, 5, 3);
-    let head = Head::from_model(&tandem_runtime::OnnxModel::decode(&bytes).unwrap()).unwrap();
+    let head = HeadWeights::from_model(&tandem_runtime::OnnxModel::decode(&bytes).unwrap()).unwrap();
     assert_eq!((head.classes, head.features), (3, 5));
     assert_eq!((head.input.as_str(), head.output.as_str()), ("features", "logits"));
     let mut session = Session::from_bytes(&bytes, None, &tract()).unwrap();
@@ -95,7 +95,7 @@ fn heads_that_break_the_contract_are_named() {
         .node("Relu", "relu", &["x"], &["y"], &[])
         .build();
     std::fs::write(dir.path().join("a.onnx"), &no_head).unwrap();
-    assert!(matches!(Head::load(dir.path().join("a.onnx")), Err(HeadError::NoHeadNode)));
+    assert!(matches!(HeadWeights::load(dir.path().join("a.onnx")), Err(HeadError::NoHeadNode)));
     let w = Tensor::new(vec![2, 2], vec![1f32, 0.0, 0.0, 1.0]).unwrap();
     let b = Tensor::new(vec![2], vec![0f32, 0.0]).unwrap();
     let untransposed = ModelBuilder::new(13)
@@ -106,9 +106,9 @@ fn heads_that_break_the_contract_are_named() {
         .node("Gemm", "head", &["x", "head.weight", "head.bias"], &["y"], &[])
         .build();
     let model = tandem_runtime::OnnxModel::decode(&untransposed).unwrap();
-    assert!(matches!(Head::from_model(&model), Err(HeadError::Attribute { name: "transB", .. })));
+    assert!(matches!(HeadWeights::from_model(&model), Err(HeadError::Attribute { name: "transB", .. })));
     assert!(matches!(
-        Head::load(dir.path().join("missing.onnx")),
+        HeadWeights::load(dir.path().join("missing.onnx")),
         Err(HeadError::Model(RuntimeError::Io { .. }))
     ));
 }

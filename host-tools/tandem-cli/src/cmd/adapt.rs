@@ -1,12 +1,12 @@
 //! `tandem adapt`: adapt peers' heads on an unlabelled target stream, as a device would, and
 //! measure what each adaptation method gains.
 
-use tandem_harness::adapt::method::COMPONENTS;
-use tandem_harness::adapt::target::{self, Source, StreamKind, TargetData};
-use tandem_harness::adapt::{self, features::PeerSession, MethodOnPeers};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use tandem_adapt::{Config, FileStore, LabelKind};
+use tandem_harness::adapt::method::COMPONENTS;
+use tandem_harness::adapt::target::{self, Source, StreamKind, TargetData};
+use tandem_harness::adapt::{self, features::PeerSession, MethodOnPeers};
 use tandem_runtime::BackendKind;
 
 /// Arguments of `tandem adapt`.

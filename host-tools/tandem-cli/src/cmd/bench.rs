@@ -1,11 +1,11 @@
 //! `tandem bench MODEL --backend tract|ort [--batch B] [--threads T] [--json]`: warm-up, then
 //! p50/p90/p99 latency, throughput and peak RSS.
 
-use tandem_harness::parity::{random_input, session_options, SampleShape};
 use anyhow::bail;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tandem_harness::parity::{random_input, session_options, SampleShape};
 use tandem_runtime::bench::{measure, peak_rss_bytes, LatencyStats};
 use tandem_runtime::{BackendKind, OrtOptions, Session, Tensor, TensorView};
 

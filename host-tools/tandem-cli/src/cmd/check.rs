@@ -3,7 +3,9 @@
 
 use anyhow::bail;
 use std::path::PathBuf;
-use tandem_harness::parity::{compare_backends_pinned, npy_input, random_input, session_options, SampleShape};
+use tandem_harness::parity::{
+    compare_backends_pinned, npy_input, random_input, session_options, SampleShape,
+};
 use tandem_runtime::{BackendKind, Session, Tensor};
 
 /// Arguments of `tandem check`.

@@ -1,8 +1,8 @@
 //! `tandem demo`: the main job end to end on real data (see [`tandem_harness::demo`]).
 
 use anyhow::Context;
-use tandem_harness::demo::{self, DemoOptions};
 use std::path::PathBuf;
+use tandem_harness::demo::{self, DemoOptions};
 
 /// Arguments of `tandem demo`.
 #[derive(clap::Args, Debug)]

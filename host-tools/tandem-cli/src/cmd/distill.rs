@@ -1,12 +1,12 @@
 //! `tandem distill`: train a cohort of peers by deep mutual learning (or alone, `--independent`),
 //! and `--compare`: both, over several seeds, as a table of mean ± std accuracies.
 
-use tandem_train::dml::{self, EpochMetrics, Metrics, Observer};
-use tandem_train::{report, source, Arch, DistillConfig};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use tandem_train::dml::{self, EpochMetrics, Metrics, Observer};
+use tandem_train::{report, source, Arch, DistillConfig};
 
 /// Arguments of `tandem distill`.
 #[derive(clap::Args)]

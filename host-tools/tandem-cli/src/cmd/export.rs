@@ -1,7 +1,7 @@
 //! `tandem export CHECKPOINT --out peer.onnx [--fp16]`.
 
-use tandem_train::export::{export, Precision};
 use std::path::PathBuf;
+use tandem_train::export::{export, Precision};
 
 /// Export a peer checkpoint written by `tandem distill` to ONNX plus its `peer.toml` sidecar.
 #[derive(clap::Args)]

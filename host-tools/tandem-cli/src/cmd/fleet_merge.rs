@@ -52,7 +52,8 @@ pub fn run(args: Args) -> Result<()> {
         (Some(f), _) => (f, None),
         (None, Some(path)) => {
             let config = tandem_ros::config::NodeConfig::load(path)?;
-            let engine = tandem_harness::node::build_engine(&config).context("computing the models' fingerprint")?;
+            let engine =
+                tandem_harness::node::build_engine(&config).context("computing the models' fingerprint")?;
             (engine.fingerprint(), Some(config))
         }
         (None, None) => bail!("pass --fingerprint HEX or --config node.toml (the models' identity)"),

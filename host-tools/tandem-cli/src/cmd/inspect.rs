@@ -1,11 +1,11 @@
 //! `tandem inspect MODEL`: inputs and outputs, op histogram, parameters, MACs, and which backends
 //! and targets run every op.
 
-use tandem_harness::parity::{session_options, SampleShape};
 use anyhow::Context;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tandem_harness::parity::{session_options, SampleShape};
 use tandem_runtime::inspect::Report;
 use tandem_runtime::{BackendKind, IoSpec, OnnxModel, RuntimeError, Session};
 

@@ -133,7 +133,10 @@ pub fn run(args: Args) -> Result<()> {
     tandem_ros::logging::init("tandem node", args.verbose);
     let config = args.node_config()?;
     if let Some(out) = &args.write_sources {
-        let options = EngineOptions { backend: config.backend.parse().map_err(anyhow::Error::msg)?, ..Default::default() };
+        let options = EngineOptions {
+            backend: config.backend.parse().map_err(anyhow::Error::msg)?,
+            ..Default::default()
+        };
         let mut peers = Engine::load_peers(&config.peers, &options)?;
         let stats = node::source_stats(&NodeConfig { sources: None, ..config.clone() }, &mut peers)?;
         stats.save(out)?;

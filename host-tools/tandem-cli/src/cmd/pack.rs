@@ -1,10 +1,10 @@
 //! `tandem pack peer.onnx --calib DATA --target cortex-m4|cortex-m7 [--f32] -o peer.tdm`.
 
+use anyhow::Context;
+use std::path::PathBuf;
 use tandem_harness::calib::pack_file;
 use tandem_harness::fixture;
 use tandem_pack::{PackOptions, Target};
-use anyhow::Context;
-use std::path::PathBuf;
 
 /// Arguments of `tandem pack`.
 #[derive(clap::Args)]
@@ -103,7 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.fixture {
         let name = args.fixture_data.as_deref().unwrap_or(&args.calib);
-        let f = fixture::samples::from_test_split(&packed.blob, &args.model, name, args.fixture_samples, dir)?;
+        let f =
+            fixture::samples::from_test_split(&packed.blob, &args.model, name, args.fixture_samples, dir)?;
         println!(
             "  fixture          {} ({} samples of {name}'s test split, {}/{} correct on the host)",
             dir.display(),

@@ -98,7 +98,10 @@ pub fn source_sides<const F: usize, const C: usize>(peers: &mut [PeerSession]) -
 }
 
 /// Each peer's source side measured on the raw samples `x`.
-pub fn source_sides_on<const F: usize, const C: usize>(peers: &mut [PeerSession], x: &[f32]) -> Vec<PeerSource<F, C>> {
+pub fn source_sides_on<const F: usize, const C: usize>(
+    peers: &mut [PeerSession],
+    x: &[f32],
+) -> Vec<PeerSource<F, C>> {
     peers
         .iter_mut()
         .map(|p| {

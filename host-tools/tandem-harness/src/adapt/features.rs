@@ -43,7 +43,7 @@ pub struct PeerSession {
     pub path: PathBuf,
     pub session: Session,
     pub meta: ModelMeta,
-    pub head: tandem_runtime::Head,
+    pub head: tandem_runtime::HeadWeights,
 }
 
 /// Samples per backbone batch.
@@ -59,7 +59,7 @@ impl PeerSession {
         let meta = session.metadata().cloned().with_context(|| {
             format!("peer {} has no sidecar {}", path.display(), ModelMeta::sidecar_path(path).display())
         })?;
-        let head = tandem_runtime::Head::load(path)
+        let head = tandem_runtime::HeadWeights::load(path)
             .with_context(|| format!("reading the head of {}", path.display()))?;
         if head.classes != meta.labels.len() {
             bail!(

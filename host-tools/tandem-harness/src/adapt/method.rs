@@ -1,8 +1,17 @@
-//! Adaptation methods by name: `source`, `adabn`, `prototypes`, `tent`, `self`, `mutual`,
-//! `oracle`, and compositions such as `mutual+adabn` or `self+prototypes`.
+//! Adaptation methods by name, as `tandem adapt --adapter` takes them: what
+//! [`tandem_adapt::method`] parses (the one parser of method names: `source`, `adabn`,
+//! `prototypes`, `tent`, `self`, `mutual` and their `+` compositions), plus the host-only
+//! `oracle` ceiling.
 
 use anyhow::{bail, Result};
-use tandem_adapt::{Config, HeadLoss, Predictor, Teacher};
+use tandem_adapt::method::{configure, MethodError};
+use tandem_adapt::Config;
+
+/// Every method name with what it does: the on-device components, then the oracle.
+pub const COMPONENTS: [(&str, &str); 7] = {
+    let c = tandem_adapt::method::COMPONENTS;
+    [c[0], c[1], c[2], c[3], c[4], c[5], tandem_adapt::method::ORACLE]
+};
 
 /// What a method does.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,59 +29,20 @@ pub struct Method {
     pub kind: MethodKind,
 }
 
-/// The names `parse` accepts, with what each adds.
-pub const COMPONENTS: [(&str, &str); 7] = [
-    ("source", "nothing adapts (the baseline)"),
-    ("adabn", "re-normalise features by running target statistics (AdaBN on the embedding)"),
-    ("prototypes", "T3A-style class prototypes"),
-    ("tent", "entropy minimisation of each head (TENT-like)"),
-    ("self", "self-training: each peer learns from its own EMA teacher"),
-    ("mutual", "mutual mean teaching: each peer learns from the other's EMA teacher"),
-    ("oracle", "heads trained with the target labels (the ceiling; needs labels)"),
-];
-
 impl Method {
     /// Parse `spec` (components joined by `+`) on top of `base` (the tuned defaults).
     pub fn parse(spec: &str, base: &Config) -> Result<Self> {
-        let spec = spec.trim();
-        if spec == "oracle" {
-            return Ok(Self { name: spec.into(), kind: MethodKind::Oracle });
-        }
-        // Nothing adapts and each peer is its own teacher until a component says otherwise.
-        let mut c = Config { adapters: Config::SOURCE_ONLY.adapters, teacher: Teacher::Own, ..*base };
-        let mut head_set = false;
-        for part in spec.split('+').map(str::trim) {
-            let mut set_head = |c: &mut Config, loss, teacher, predictor| -> Result<()> {
-                if std::mem::replace(&mut head_set, true) {
-                    bail!("`{spec}`: combine at most one of tent, self, mutual");
-                }
-                (c.adapters.head, c.teacher, c.predict_with) = (loss, teacher, predictor);
-                Ok(())
-            };
-            match part {
-                "source" => {}
-                "adabn" => c.adapters.renorm = true,
-                "prototypes" => c.adapters.prototypes = true,
-                "tent" => set_head(&mut c, HeadLoss::Entropy, Teacher::Own, Predictor::Student)?,
-                "self" => set_head(&mut c, HeadLoss::PseudoLabels, Teacher::Own, base.predict_with)?,
-                "mutual" => set_head(&mut c, HeadLoss::PseudoLabels, Teacher::Mutual, base.predict_with)?,
-                "oracle" => bail!("`oracle` cannot be combined"),
-                other => bail!(
-                    "unknown adapter `{other}` in `{spec}`; known: {}",
-                    COMPONENTS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        }
-        if c.teacher != Teacher::Mutual {
-            // Without a second peer's opinion, agreement is trivially true.
-            c.labels.require_agreement = false;
-        }
-        Ok(Self { name: spec.into(), kind: MethodKind::Adapt(c) })
+        let kind = match configure(spec, base) {
+            Ok(c) => MethodKind::Adapt(c),
+            Err(MethodError::Oracle) => MethodKind::Oracle,
+            Err(e) => bail!("{e}"),
+        };
+        Ok(Self { name: spec.trim().into(), kind })
     }
 
     /// `true` when the method needs two peers.
     pub fn is_mutual(&self) -> bool {
-        matches!(&self.kind, MethodKind::Adapt(c) if c.teacher == Teacher::Mutual)
+        matches!(&self.kind, MethodKind::Adapt(c) if tandem_adapt::method::is_mutual(c))
     }
 }
 
@@ -89,33 +59,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn components_compose() {
-        let m = Method::parse("mutual+adabn", &Config::MUTUAL).unwrap();
-        let MethodKind::Adapt(c) = m.kind else { panic!() };
-        assert!(c.adapters.renorm && !c.adapters.prototypes);
-        assert_eq!((c.adapters.head, c.teacher), (HeadLoss::PseudoLabels, Teacher::Mutual));
-        let MethodKind::Adapt(c) = Method::parse("prototypes", &Config::MUTUAL).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!(
-            (c.adapters.head, c.adapters.prototypes, c.adapters.renorm),
-            (HeadLoss::Frozen, true, false)
-        );
-        let MethodKind::Adapt(c) = Method::parse("tent", &Config::MUTUAL).unwrap().kind else { panic!() };
-        assert_eq!((c.adapters.head, c.predict_with), (HeadLoss::Entropy, Predictor::Student));
+    fn the_oracle_is_a_host_method_and_the_rest_come_from_tandem_adapt() {
         assert_eq!(Method::parse("oracle", &Config::MUTUAL).unwrap().kind, MethodKind::Oracle);
+        assert_eq!(
+            Method::parse(" mutual+adabn ", &Config::MUTUAL).unwrap(),
+            Method {
+                name: "mutual+adabn".into(),
+                kind: MethodKind::Adapt(configure("mutual+adabn", &Config::MUTUAL).unwrap())
+            }
+        );
         assert!(Method::parse("mutual", &Config::MUTUAL).unwrap().is_mutual());
-        // Only `mutual` needs two peers: the rest run on one (`source@1`, `prototypes@2`).
-        for single in ["source", "adabn", "prototypes", "tent", "self", "adabn+self"] {
-            assert!(!Method::parse(single, &Config::MUTUAL).unwrap().is_mutual(), "{single}");
-        }
-    }
-
-    #[test]
-    fn bad_specs_are_refused() {
-        assert!(Method::parse("self+mutual", &Config::MUTUAL).is_err());
-        assert!(Method::parse("oracle+adabn", &Config::MUTUAL).is_err());
+        assert!(!Method::parse("self", &Config::MUTUAL).unwrap().is_mutual());
         let e = Method::parse("adabn+magic", &Config::MUTUAL).unwrap_err().to_string();
         assert!(e.contains("unknown adapter `magic`") && e.contains("prototypes"), "{e}");
+        assert!(Method::parse("oracle+adabn", &Config::MUTUAL).is_err());
+        assert!(adapting_config("oracle", &Config::MUTUAL).unwrap_err().to_string().contains("labels"));
+        assert_eq!(COMPONENTS.last().unwrap().0, "oracle");
     }
 }

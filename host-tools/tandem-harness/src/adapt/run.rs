@@ -16,7 +16,7 @@ pub use tandem_adapt::shapes::{dispatch, Shaped};
 /// samples (for the source statistics), of the target stream and of the target test set.
 pub struct PeerTask {
     pub name: String,
-    pub head: tandem_runtime::Head,
+    pub head: tandem_runtime::HeadWeights,
     pub source: Features,
     pub stream: Features,
     pub test: Features,
@@ -100,7 +100,7 @@ fn gather<const P: usize, const F: usize>(
 /// its features on the source training samples (`source`). Rebuilding it from the same peer
 /// and data gives the same source fingerprint, so a saved snapshot loads back.
 pub fn peer_source<const F: usize, const C: usize>(
-    head: &tandem_runtime::Head,
+    head: &tandem_runtime::HeadWeights,
     source: &Features,
 ) -> Result<PeerSource<F, C>> {
     peer_source_of_rows(head, (0..source.len()).map(|i| source.row(i)))
@@ -109,7 +109,7 @@ pub fn peer_source<const F: usize, const C: usize>(
 /// [`peer_source`] from feature rows: the one computation of source statistics on the host
 /// (exact running statistics of the zero-padded rows; rows with NaN/Inf left out).
 pub fn peer_source_of_rows<'r, const F: usize, const C: usize>(
-    head: &tandem_runtime::Head,
+    head: &tandem_runtime::HeadWeights,
     rows: impl IntoIterator<Item = &'r [f32]>,
 ) -> Result<PeerSource<F, C>> {
     let head = Head::<F, C>::from_slices(&head.weight, &head.bias, head.features)
@@ -174,21 +174,18 @@ fn stream<const P: usize, const F: usize, const C: usize>(
     let mut events = Vec::new();
     for (k, &i) in spec.order.iter().enumerate() {
         let x = gather::<P, F>(task, spec.peers, |p| &p.stream, i);
-        match cohort.observe(&x, &mut store) {
-            Ok(o) => {
-                if let Some(labels) = &task.stream_labels {
-                    labelled += 1;
-                    hits += usize::from(o.prediction.class == labels[i] as usize);
-                }
-                match o.event {
-                    None | Some(GuardEvent::Checkpoint) => {}
-                    Some(e) => {
-                        events.push(EventRecord { seen: cohort.state().counters.seen, event: describe(&e) })
-                    }
+        // A refused sample (non-finite features) is skipped; the cohort counts it.
+        if let Ok(o) = cohort.observe(&x, &mut store) {
+            if let Some(labels) = &task.stream_labels {
+                labelled += 1;
+                hits += usize::from(o.prediction.class == labels[i] as usize);
+            }
+            match o.event {
+                None | Some(GuardEvent::Checkpoint) => {}
+                Some(e) => {
+                    events.push(EventRecord { seen: cohort.state().counters.seen, event: e.to_string() })
                 }
             }
-            // Refused samples (non-finite features) are skipped; the cohort counts them.
-            Err(_) => {}
         }
         // Every `every` samples, and at the end of the stream (the final online accuracy).
         if ((k + 1) % every == 0 || k + 1 == spec.order.len()) && labelled > 0 {
@@ -285,15 +282,4 @@ fn oracle<const P: usize, const F: usize, const C: usize>(
         snapshot_bytes: snapshot.len(),
         snapshot,
     })
-}
-
-/// A guard event in words.
-pub fn describe(e: &GuardEvent) -> String {
-    match e {
-        GuardEvent::Checkpoint => "checkpoint".into(),
-        GuardEvent::CheckpointFailed(err) => format!("checkpoint failed: {err}"),
-        GuardEvent::RolledBack { drift, to } => format!("rolled back to {to:?}: {drift}"),
-        GuardEvent::StillDrifting(d) => format!("still paused: {d}"),
-        GuardEvent::Resumed => "resumed".into(),
-    }
 }

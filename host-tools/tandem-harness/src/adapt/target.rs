@@ -1,13 +1,13 @@
 //! Where the target stream comes from: a cached dataset (split into stream / validation /
 //! test), or the user's own recordings as NPY files; and the order samples arrive in.
 
-use tandem_data::{self as data, held_out_halves, npy, Dataset, SplitBy, SplitRule};
-use tandem_runtime::ModelMeta;
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+use tandem_data::{self as data, held_out_halves, npy, Dataset, SplitBy, SplitRule};
+use tandem_runtime::ModelMeta;
 
 /// Seed of the target's stream/validation/test split (fixed: the stream *order* varies).
 pub const TARGET_SPLIT_SEED: u64 = 7;
@@ -80,7 +80,13 @@ pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Re
     };
     let parts = rule.apply(&d).with_context(|| format!("splitting {name}"))?;
     let (test, test_part) = if validation { (&parts.val, "validation") } else { (&parts.test, "test") };
-    Ok(TargetData { name: name.into(), sample_len: d.sample_len(), stream: raw(&parts.train), test: raw(test), test_part })
+    Ok(TargetData {
+        name: name.into(),
+        sample_len: d.sample_len(),
+        stream: raw(&parts.train),
+        test: raw(test),
+        test_part,
+    })
 }
 
 fn read_npy(path: &Path) -> Result<npy::NpyArray> {

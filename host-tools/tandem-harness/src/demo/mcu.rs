@@ -6,10 +6,10 @@ use super::peers::PeerInfo;
 use super::{DemoOptions, SOURCE};
 use crate::calib::pack_file;
 use crate::fixture::samples as fixture;
-use tandem_pack::{PackOptions, Target};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::process::Command;
+use tandem_pack::{PackOptions, Target};
 
 /// Samples of the source test split the firmware runs.
 const FIXTURE_SAMPLES: usize = 100;

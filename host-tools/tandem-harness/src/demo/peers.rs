@@ -2,14 +2,14 @@
 //! mutual learning on MNIST8 and exported to ONNX.
 
 use super::{DemoOptions, SOURCE, TARGET};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 use tandem_data::{self as data, Asset, Cache};
 use tandem_train::arch::Arch;
 use tandem_train::dml::{self, DistillConfig, Metrics, Observer};
 use tandem_train::export::{self, onnx::Precision};
 use tandem_train::source;
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
-use std::path::{Path, PathBuf};
 
 /// One peer the rest of the demo runs.
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 //! (initializers `head.weight` `[classes, F]` with `transB = 1`, `head.bias` `[classes]`) →
 //! `logits` `[batch, classes]`. Both `features` and `logits` are graph outputs.
 
-use crate::{Layer, Peer};
+use crate::{Layer, PeerNet};
 use half::f16;
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
@@ -45,7 +45,7 @@ impl Precision {
 
 /// Build the ONNX model of `peer`. `metadata` goes into the model's `metadata_props`.
 pub fn peer_model(
-    peer: &Peer,
+    peer: &PeerNet,
     precision: Precision,
     metadata: &[(&str, String)],
 ) -> Result<ModelProto, crate::model::ModelError> {

@@ -55,17 +55,6 @@ impl GuardPhase {
     }
 }
 
-/// A guard event in words.
-pub fn describe(e: &GuardEvent) -> String {
-    match e {
-        GuardEvent::Checkpoint => "checkpoint".into(),
-        GuardEvent::CheckpointFailed(err) => format!("checkpoint failed: {err}"),
-        GuardEvent::RolledBack { drift, to } => format!("rolled back to {to:?}: {drift}"),
-        GuardEvent::StillDrifting(d) => format!("still paused: {d}"),
-        GuardEvent::Resumed => "resumed".into(),
-    }
-}
-
 /// A cohort of any compiled-in size.
 pub trait Adapter: Send {
     /// `(peers, feature capacity, classes)`.
@@ -109,35 +98,7 @@ pub fn merge_snapshots(
     )?
 }
 
-/// The header of a snapshot, checked for magic, version and header CRC only (no shape or
-/// fingerprint expectation).
-pub fn peek_header(bytes: &[u8]) -> Result<Header, SnapshotError> {
-    if bytes.len() < snapshot::HEADER_LEN {
-        return Err(SnapshotError::Truncated);
-    }
-    if bytes[0..4] != snapshot::MAGIC {
-        return Err(SnapshotError::BadMagic);
-    }
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let (stored, computed) = (u32_at(28), tandem_adapt::crc32(&bytes[..28]));
-    if stored != computed {
-        return Err(SnapshotError::CrcMismatch { stored, computed });
-    }
-    let version = u16_at(4);
-    if version != snapshot::VERSION {
-        return Err(SnapshotError::UnsupportedVersion { found: version });
-    }
-    Ok(Header {
-        version,
-        peers: u16_at(8),
-        features: u16_at(10),
-        classes: u16_at(12),
-        seq: u32_at(16),
-        fingerprint: u32_at(20),
-        payload_len: u32_at(24),
-    })
-}
+pub use tandem_adapt::snapshot::peek_header;
 
 /// Check a snapshot completely (header, shape, model identity, CRC, every value) without
 /// knowing its shape in advance; returns its header.
@@ -199,7 +160,7 @@ pub fn measure_stats(rows: &[f32], dim: usize, head_crc: u32) -> Result<PeerStat
 
 /// Build the adapter for `heads` (one per peer) with their source statistics.
 pub fn build(
-    heads: &[&tandem_runtime::Head],
+    heads: &[&tandem_runtime::HeadWeights],
     sources: &SourceStats,
     config: Config,
 ) -> Result<Box<dyn Adapter>, EngineError> {
@@ -209,7 +170,7 @@ pub fn build(
 }
 
 struct Build<'a> {
-    heads: &'a [&'a tandem_runtime::Head],
+    heads: &'a [&'a tandem_runtime::HeadWeights],
     sources: &'a SourceStats,
     config: Config,
 }
@@ -361,7 +322,7 @@ impl<const P: usize, const F: usize, const C: usize> Adapter for Typed<P, F, C> 
             labels: o.labels,
             event: match o.event {
                 None | Some(GuardEvent::Checkpoint) => None,
-                Some(e) => Some(describe(&e)),
+                Some(e) => Some(e.to_string()),
             },
             ..Self::verdict(o.prediction)
         })

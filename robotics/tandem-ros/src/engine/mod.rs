@@ -17,7 +17,7 @@ pub mod adapter;
 mod peer;
 pub mod sources;
 
-pub use adapter::{check_snapshot, describe, merge_snapshots, peek_header, Adapter, GuardPhase, Verdict};
+pub use adapter::{check_snapshot, merge_snapshots, peek_header, Adapter, GuardPhase, Verdict};
 pub use peer::{PeerModel, STATS_BATCH};
 pub use sources::{PeerStats, SourceStats, SourcesError};
 
@@ -181,7 +181,7 @@ impl Engine {
         let first = peers.first().ok_or_else(|| EngineError::Peers("no peers given".into()))?;
         let geometry = Geometry::from_meta(&first.meta, options.image_size).map_err(EngineError::Peers)?;
         let labels = first.meta.labels.clone();
-        let heads: Vec<&tandem_runtime::Head> = peers.iter().map(|p| &p.head).collect();
+        let heads: Vec<&tandem_runtime::HeadWeights> = peers.iter().map(|p| &p.head).collect();
         let adapter = adapter::build(&heads, sources, options.config)?;
         Ok(Self { peers, adapter, labels, geometry, adapt: options.adapt, saves: 0 })
     }

@@ -14,7 +14,7 @@ pub struct PeerModel {
     pub path: PathBuf,
     pub session: Session,
     pub meta: ModelMeta,
-    pub head: tandem_runtime::Head,
+    pub head: tandem_runtime::HeadWeights,
 }
 
 impl PeerModel {
@@ -28,7 +28,7 @@ impl PeerModel {
             .metadata()
             .cloned()
             .ok_or_else(|| EngineError::NoSidecar { path: ModelMeta::sidecar_path(path) })?;
-        let head = tandem_runtime::Head::load(path)?;
+        let head = tandem_runtime::HeadWeights::load(path)?;
         if head.classes != meta.labels.len() {
             return Err(EngineError::Peers(format!(
                 "{}: the head has {} classes, the sidecar {} labels",

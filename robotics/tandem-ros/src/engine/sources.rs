@@ -63,7 +63,7 @@ pub enum SourcesError {
 }
 
 /// CRC-32 of a head's weight and bias.
-pub fn head_crc(head: &tandem_runtime::Head) -> u32 {
+pub fn head_crc(head: &tandem_runtime::HeadWeights) -> u32 {
     let bytes: Vec<u8> = head.weight.iter().chain(&head.bias).flat_map(|v| v.to_le_bytes()).collect();
     crc32(&bytes)
 }

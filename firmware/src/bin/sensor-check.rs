@@ -1,4 +1,4 @@
-//! The minimal Tandem firmware: reads a window of IMU samples over I2C (replayed in QEMU),
+//! `sensor-check`, the board bring-up firmware: reads a window of IMU samples over I2C (replayed in QEMU),
 //! checks known answers (CRC-32, Q15 dot product), counts instructions per operation, reports
 //! RAM use, and exits 0 when every check passed, 1 otherwise.
 #![no_std]
@@ -58,7 +58,7 @@ fn main() -> ! {
     let mut checks = Checks::default();
 
     info!(
-        "tandem-firmware on {=str} ({=str}, QEMU {=str}), memory budget of an {=str}",
+        "sensor-check on {=str} ({=str}, QEMU {=str}), memory budget of an {=str}",
         BOARD.name, BOARD.core, BOARD.qemu_machine, BOARD.budget_part
     );
     checks.expect_hex("cpuid part number", u32::from(board::running_partno()), u32::from(BOARD.cpuid_partno));
