@@ -145,9 +145,9 @@ fn bad_snapshots_are_refused_and_the_cohort_falls_back_to_the_source() {
 
     // A state adapted from other source statistics (measured on other samples of the source
     // data): the fingerprint differs, so it is refused even though the sizes match.
-    let train_x = source_train_x(&peers);
-    let other: [_; 2] =
-        source_sides_on::<F, C>(&mut peers, &train_x[..train_x.len() / 2]).try_into().unwrap();
+    let (train_x, per) = (source_train_x(&peers), peers[0].sample_len());
+    let half = &train_x[..train_x.len() / per / 2 * per];
+    let other: [_; 2] = source_sides_on::<F, C>(&mut peers, half).try_into().unwrap();
     let mut other_cohort = Cohort::new(Config::MUTUAL, &other).unwrap();
     assert!(matches!(other_cohort.load_bytes(&good), Err(SnapshotError::SourceMismatch { .. })));
     // A state of other shapes (the IMU peers: 7 classes) is refused by its header.

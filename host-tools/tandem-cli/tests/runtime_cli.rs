@@ -7,11 +7,11 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tandem_runtime::{assets, ModelMeta};
+use tandem_runtime::ModelMeta;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 
-fn fetched(found: Result<PathBuf, assets::AssetMissing>) -> PathBuf {
+fn fetched(found: Result<PathBuf, tandem_data::DataError>) -> PathBuf {
     found.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -19,11 +19,11 @@ fn fetched(found: Result<PathBuf, assets::AssetMissing>) -> PathBuf {
 const PADDLE_SAMPLE: &str = "3x48x192";
 
 fn paddle() -> PathBuf {
-    fetched(assets::paddle_cls())
+    fetched(tandem_data::paddle_cls_model())
 }
 
 fn ort_lib() -> PathBuf {
-    fetched(assets::ort_library())
+    fetched(tandem_data::onnxruntime_library())
 }
 
 /// The first MNIST8 peer (by its sidecar's provenance) under models/.
@@ -133,6 +133,22 @@ fn inspect_finds_a_reference_peer_runs_everywhere() {
     }
     let macs: u64 = r["macs_per_sample"].as_str().unwrap().parse().unwrap();
     assert!(macs > 0);
+}
+
+#[test]
+fn without_ort_lib_or_ort_dylib_path_the_cached_library_is_found() {
+    // The cache is the last place searched (after the `onnxruntime` Python package, if any), so
+    // with it fetched ONNX Runtime always loads.
+    let (peer, _) = (mnist8_peer(), ort_lib());
+    let out = Command::new(TANDEM)
+        .args(["inspect", s(&peer), "--json"])
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .expect("run tandem");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["backends"]["ort"]["runs"], true, "{}", r["backends"]["ort"]);
 }
 
 /// The `max abs` column of each row of `tandem check` output, by backend and output.

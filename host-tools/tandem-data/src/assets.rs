@@ -1,8 +1,8 @@
 //! The fetchable assets, where each comes from, and the pinned SHA-256 of every cached file.
 
 use super::cache::{self, Cache};
-use super::fetch;
 use super::DataError;
+use crate::pins as fetch;
 
 /// Something `tandem data fetch` can put in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -27,6 +27,7 @@ pub mod idx;
 pub mod imu;
 mod load;
 pub mod npy;
+mod pins;
 mod rng;
 mod split;
 pub mod uci;
@@ -39,6 +40,7 @@ pub use dataset::{Dataset, Group, Side, SplitIndices, Splits};
 pub use error::DataError;
 pub use fetch::{fetch, human_size, FetchOutcome, Log};
 pub use load::{load, load_from, DATASETS};
+pub use pins::ORT_VERSION;
 pub use split::{held_out_halves, training_split, SplitBy, SplitRule, DISTILL_TEST_FRAC, DISTILL_VAL_FRAC};
 
 /// The cached ONNX Runtime library (`$TANDEM_DATA/onnxruntime-1.31.1/libonnxruntime.so.1.31.1`).

@@ -39,6 +39,7 @@ pub fn engine_options(config: &NodeConfig) -> Result<EngineOptions> {
         config: adapt_config(&config.method)?,
         adapt: true,
         image_size: config.input.image_size.map(|[h, w]| (h, w)),
+        ort_fallback_library: crate::parity::cached_ort_library(),
     })
 }
 

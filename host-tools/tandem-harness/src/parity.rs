@@ -3,7 +3,7 @@
 //! and the inputs to feed them: random tensors for any input spec, or NPY files.
 
 use anyhow::{bail, Context};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tandem_data::npy::{self, NpyData};
 use tandem_runtime::compare::{diff, Diff};
 use tandem_runtime::{
@@ -26,8 +26,29 @@ impl std::str::FromStr for SampleShape {
     }
 }
 
-/// Session options for `backend`, with `threads`, an optional ONNX Runtime library and the
-/// per-sample shapes to pin.
+/// The library `tandem data fetch onnxruntime` caches, offered to ONNX Runtime's search as its
+/// last fallback (after `ORT_DYLIB_PATH` and the `onnxruntime` Python package). Offered even when
+/// not fetched, so that a failed search names where it looked. The one place the host tools
+/// wire Tandem's cache into `tandem_runtime`, which knows nothing of it.
+pub fn cached_ort_library() -> Option<PathBuf> {
+    match tandem_data::onnxruntime_library() {
+        Ok(path) | Err(tandem_data::DataError::NotFetched { path, .. }) => Some(path),
+        Err(_) => None,
+    }
+}
+
+/// ONNX Runtime options of the host tools (CPU provider): `explicit` (the `--ort-lib` flag) if
+/// given, else the usual search with [`cached_ort_library`] last.
+pub fn ort_options(explicit: Option<&Path>) -> OrtOptions {
+    OrtOptions {
+        library: explicit.map(Path::to_path_buf),
+        fallback_library: cached_ort_library(),
+        ..OrtOptions::cpu()
+    }
+}
+
+/// Session options for `backend`, with `threads`, an optional ONNX Runtime library
+/// ([`ort_options`]) and the per-sample shapes to pin.
 pub fn session_options(
     backend: BackendKind,
     threads: Option<usize>,
@@ -36,7 +57,7 @@ pub fn session_options(
 ) -> SessionOptions {
     SessionOptions {
         threads,
-        ort: OrtOptions { library: ort_lib.map(Path::to_path_buf), ..OrtOptions::cpu() },
+        ort: ort_options(ort_lib),
         sample_shapes: sample_shapes.iter().map(|s| s.0.clone()).collect(),
         ..SessionOptions::for_backend(backend)
     }

@@ -19,6 +19,14 @@ use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension::Value,
 };
 
+/// Session options for `backend`. ONNX Runtime comes from the usual search (`ORT_DYLIB_PATH`, the
+/// `onnxruntime` Python package), then the library `tandem data fetch onnxruntime` caches.
+fn session_options(backend: BackendKind) -> SessionOptions {
+    let mut options = SessionOptions::for_backend(backend);
+    options.ort.fallback_library = tandem_data::onnxruntime_library().ok();
+    options
+}
+
 const SAMPLES: usize = 256;
 
 /// One peer of `arch`, trained alone for one epoch on 512 samples of `data`.
@@ -79,7 +87,7 @@ fn check_arch(arch: Arch, dataset: &str) {
         // f32 `beta`, so the output turns f32): the f16 export is for ONNX Runtime on GPUs; tract
         // runs the f32 export. The limitation itself is pinned, so a fixed tract shows up here.
         if precision == Precision::F16 {
-            let err = Session::load(&path, &SessionOptions::for_backend(BackendKind::Tract)).err();
+            let err = Session::load(&path, &session_options(BackendKind::Tract)).err();
             assert!(err.is_some_and(|e| e.to_string().contains("Gemm")), "{arch}: tract now runs f16 Gemm");
         }
         let backends: &[BackendKind] = match precision {
@@ -87,7 +95,7 @@ fn check_arch(arch: Arch, dataset: &str) {
             Precision::F16 => &[BackendKind::Ort],
         };
         for &backend in backends {
-            let mut session = Session::load(&path, &SessionOptions::for_backend(backend))
+            let mut session = Session::load(&path, &session_options(backend))
                 .unwrap_or_else(|e| panic!("{arch} {precision:?} on {backend:?}: {e}"));
             let out = match precision {
                 // The f32 path goes through the sidecar: raw samples in, normalised by the runtime.
@@ -194,8 +202,8 @@ fn committed_reference_peers_agree_on_tract_and_onnx_runtime() {
             assert_eq!((prov.dataset.as_str(), &prov.dataset_sha256), (dataset, &data.sha256), "{path:?}");
             assert_eq!(sidecar.labels, data.labels);
             let test = &data.test;
-            let mut tract = Session::load(&path, &SessionOptions::for_backend(BackendKind::Tract)).unwrap();
-            let mut ort = Session::load(&path, &SessionOptions::for_backend(BackendKind::Ort))
+            let mut tract = Session::load(&path, &session_options(BackendKind::Tract)).unwrap();
+            let mut ort = Session::load(&path, &session_options(BackendKind::Ort))
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 
             let raw = &test.x[..SAMPLES * data.sample_len];

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tandem_runtime::bench::LatencyStats;
-use tandem_runtime::{assets, BackendKind, Dim, OnnxModel, OrtOptions, Session, SessionOptions, TensorView};
+use tandem_runtime::{BackendKind, Dim, OnnxModel, OrtOptions, Session, SessionOptions, TensorView};
 use tract_onnx::prelude::*;
 
 const ROUNDS: usize = 40;
@@ -167,12 +167,12 @@ fn onnx_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
-    let paddle = assets::paddle_cls().unwrap_or_else(|e| panic!("{e}"));
-    let library = assets::ort_library().unwrap_or_else(|e| panic!("{e}"));
+    let paddle = tandem_data::paddle_cls_model().unwrap_or_else(|e| panic!("{e}"));
+    let library = tandem_data::onnxruntime_library().unwrap_or_else(|e| panic!("{e}"));
     overhead(&paddle);
     let mut models = vec![paddle];
     onnx_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"), &mut models);
-    println!("### tract vs ONNX Runtime {} (CPU provider)\n", assets::ORT_VERSION);
+    println!("### tract vs ONNX Runtime {} (CPU provider)\n", tandem_data::ORT_VERSION);
     println!(
         "| model | batch | threads | tract p50 / p99 (ms) | ort p50 / p99 (ms) | tract / ort samples/s | \
          tract / ort p50 |"

@@ -34,8 +34,9 @@ pub struct OrtRuntime {
 static RUNTIME: Mutex<Option<OrtRuntime>> = Mutex::new(None);
 
 /// Load ONNX Runtime (once per process) from `configured` or the search order of
-/// [`crate::ort_library`]. A later call asking for a different library is an error.
-pub fn runtime(configured: Option<&Path>) -> Result<OrtRuntime, RuntimeError> {
+/// [`crate::ort_library`], `fallback` last. A later call asking for a different library is an
+/// error.
+pub fn runtime(configured: Option<&Path>, fallback: Option<&Path>) -> Result<OrtRuntime, RuntimeError> {
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(rt) = slot.as_ref() {
         if let Some(path) = configured.filter(|p| *p != rt.library) {
@@ -49,7 +50,7 @@ pub fn runtime(configured: Option<&Path>) -> Result<OrtRuntime, RuntimeError> {
         }
         return Ok(rt.clone());
     }
-    let (library, source) = Search::from_env(configured).find()?;
+    let (library, source) = Search::from_env(configured, fallback).find()?;
     let load_error = |message: String| RuntimeError::OrtLibraryLoad { path: library.clone(), message };
     let builder = ort::init_from(&library).map_err(|e| load_error(e.to_string()))?;
     let env =
@@ -96,7 +97,7 @@ impl OrtEngine {
         options: &OrtOptions,
     ) -> Result<Self, RuntimeError> {
         let plan = options.provider_plan().map_err(|m| RuntimeError::backend(BACKEND, m))?;
-        let rt = runtime(options.library.as_deref())?;
+        let rt = runtime(options.library.as_deref(), options.fallback_library.as_deref())?;
         let mut builder = OrtSession::builder(&rt.env).map_err(err)?;
         if let Some(n) = threads {
             builder = builder.with_intra_threads(n).map_err(err)?;

@@ -70,8 +70,9 @@ pub enum RuntimeError {
     #[error("{backend} is not compiled into this build (enable the cargo feature `{}`)", backend.name())]
     BackendNotCompiled { backend: BackendKind },
     #[error(
-        "no ONNX Runtime library found (searched: {}). Install one with `tandem data fetch onnxruntime` \
-         or `pip install onnxruntime`, or point ORT_DYLIB_PATH at libonnxruntime.so",
+        "no ONNX Runtime library found (searched: {}). Install one with `pip install onnxruntime` (or, \
+         for the `tandem` tools, `tandem data fetch onnxruntime`), or point ORT_DYLIB_PATH at \
+         libonnxruntime.so",
         searched.join(", ")
     )]
     OrtLibraryNotFound { searched: Vec<String> },

@@ -16,7 +16,6 @@
 //! crate also carries what a deployed application does not need: `onnx_builder`,
 //! `conformance`, `fuzzing`, `bench` and `inspect`.
 
-pub mod assets;
 #[cfg(feature = "ort")]
 pub mod backend_ort;
 pub mod backend_tract;

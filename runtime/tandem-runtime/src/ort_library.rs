@@ -1,9 +1,12 @@
 //! Finding the ONNX Runtime shared library (`ort` is built with `load-dynamic`).
 //!
-//! Order: the configured path → `ORT_DYLIB_PATH` → an installed `onnxruntime` Python package
-//! (its `capi/` folder, located by asking `python3`) → Tandem's cache
-//! (`tandem data fetch onnxruntime`). A configured path or `ORT_DYLIB_PATH` that does not exist is an
-//! error rather than a silent fall-through: the user asked for that file.
+//! Order: the configured path ([`OrtOptions::library`](crate::OrtOptions::library)) →
+//! `ORT_DYLIB_PATH` → an installed `onnxruntime` Python package (its `capi/` folder, located by
+//! asking `python3`) → the fallback the embedding application offers
+//! ([`OrtOptions::fallback_library`](crate::OrtOptions::fallback_library), e.g. the `tandem`
+//! CLI's cache filled by `tandem data fetch onnxruntime`). A configured path or `ORT_DYLIB_PATH`
+//! that does not exist is an error rather than a silent fall-through: the user asked for that
+//! file. A fallback that does not exist is skipped: it is only an offer.
 
 use crate::error::RuntimeError;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,8 @@ pub enum LibrarySource {
     Config,
     EnvVar,
     PythonPackage,
-    TandemCache,
+    /// The library the embedding application offered last ([`Search::fallback`]).
+    Fallback,
 }
 
 /// The inputs of the search, gathered from the process environment by [`Search::from_env`].
@@ -24,17 +28,18 @@ pub struct Search {
     pub env_var: Option<PathBuf>,
     /// The `onnxruntime` package folder of the Python on PATH, if there is one.
     pub python_package: Option<PathBuf>,
-    pub data_dir: PathBuf,
+    /// A library the embedding application offers last, e.g. the `tandem` CLI's cache.
+    pub fallback: Option<PathBuf>,
 }
 
 impl Search {
-    /// Gather the search inputs: `configured`, `ORT_DYLIB_PATH`, `python3`, the Tandem cache.
-    pub fn from_env(configured: Option<&Path>) -> Self {
+    /// Gather the search inputs: `configured`, `ORT_DYLIB_PATH`, `python3`, then `fallback`.
+    pub fn from_env(configured: Option<&Path>, fallback: Option<&Path>) -> Self {
         Self {
             configured: configured.map(Path::to_path_buf),
             env_var: std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from),
             python_package: python_onnxruntime_dir(),
-            data_dir: crate::assets::data_dir(),
+            fallback: fallback.map(Path::to_path_buf),
         }
     }
 
@@ -67,11 +72,11 @@ impl Search {
             }
             None => searched.push("python3 -c 'import onnxruntime' (not installed)".into()),
         }
-        let cached = crate::assets::ort_library_in(&self.data_dir);
-        if cached.is_file() {
-            return Ok((cached, LibrarySource::TandemCache));
+        match &self.fallback {
+            Some(lib) if lib.is_file() => return Ok((lib.clone(), LibrarySource::Fallback)),
+            Some(lib) => searched.push(format!("{} (fallback)", lib.display())),
+            None => {}
         }
-        searched.push(cached.display().to_string());
         Err(RuntimeError::OrtLibraryNotFound { searched })
     }
 }
@@ -115,25 +120,20 @@ mod tests {
     }
 
     #[test]
-    fn order_is_config_env_python_cache() {
+    fn order_is_config_env_python_fallback() {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("cfg/libonnxruntime.so");
         let env = tmp.path().join("env/libonnxruntime.so.1.20.0");
         let python = tmp.path().join("site/onnxruntime");
-        let data = tmp.path().join("data");
-        for p in [
-            &config,
-            &env,
-            &python.join("capi/libonnxruntime.so.1.19.2"),
-            &crate::assets::ort_library_in(&data),
-        ] {
+        let fallback = tmp.path().join("cache/onnxruntime-1.31.1/libonnxruntime.so.1.31.1");
+        for p in [&config, &env, &python.join("capi/libonnxruntime.so.1.19.2"), &fallback] {
             touch(p);
         }
         let mut search = Search {
             configured: Some(config.clone()),
             env_var: Some(env.clone()),
             python_package: Some(python.clone()),
-            data_dir: data.clone(),
+            fallback: Some(fallback.clone()),
         };
         assert_eq!(search.find().unwrap(), (config, LibrarySource::Config));
         search.configured = None;
@@ -144,13 +144,26 @@ mod tests {
             (python.join("capi/libonnxruntime.so.1.19.2"), LibrarySource::PythonPackage)
         );
         search.python_package = None;
-        assert_eq!(search.find().unwrap().1, LibrarySource::TandemCache);
+        assert_eq!(search.find().unwrap(), (fallback, LibrarySource::Fallback));
     }
 
     #[test]
-    fn nothing_found_names_what_to_install() {
+    fn a_python_package_without_the_library_falls_through_to_the_fallback() {
         let tmp = tempfile::tempdir().unwrap();
-        let search = Search { data_dir: tmp.path().into(), ..Search::default() };
+        let python = tmp.path().join("site/onnxruntime");
+        std::fs::create_dir_all(python.join("capi")).unwrap();
+        let fallback = tmp.path().join("lib/libonnxruntime.so");
+        touch(&fallback);
+        let search =
+            Search { python_package: Some(python), fallback: Some(fallback.clone()), ..Search::default() };
+        assert_eq!(search.find().unwrap(), (fallback, LibrarySource::Fallback));
+    }
+
+    #[test]
+    fn nothing_found_names_what_was_searched_and_what_to_install() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("cache/libonnxruntime.so");
+        let search = Search { fallback: Some(missing.clone()), ..Search::default() };
         let err = search.find().unwrap_err();
         assert!(matches!(err, RuntimeError::OrtLibraryNotFound { .. }));
         let text = err.to_string();
@@ -158,17 +171,28 @@ mod tests {
             text.contains("tandem data fetch onnxruntime") && text.contains("pip install onnxruntime"),
             "{text}"
         );
+        assert!(text.contains(&format!("{} (fallback)", missing.display())), "{text}");
+        assert!(Search::default().find().is_err(), "no fallback offered: nothing found");
     }
 
     #[test]
     fn a_configured_path_that_does_not_exist_is_an_error_not_a_fallthrough() {
         let tmp = tempfile::tempdir().unwrap();
-        touch(&crate::assets::ort_library_in(tmp.path()));
-        let search = Search {
-            env_var: Some(tmp.path().join("missing.so")),
-            data_dir: tmp.path().into(),
-            ..Search::default()
-        };
-        assert!(matches!(search.find(), Err(RuntimeError::OrtLibraryLoad { .. })));
+        let fallback = tmp.path().join("libonnxruntime.so");
+        touch(&fallback);
+        for search in [
+            Search {
+                configured: Some(tmp.path().join("missing.so")),
+                fallback: Some(fallback.clone()),
+                ..Search::default()
+            },
+            Search {
+                env_var: Some(tmp.path().join("missing.so")),
+                fallback: Some(fallback.clone()),
+                ..Search::default()
+            },
+        ] {
+            assert!(matches!(search.find(), Err(RuntimeError::OrtLibraryLoad { .. })), "{search:?}");
+        }
     }
 }

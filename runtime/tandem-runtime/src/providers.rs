@@ -109,6 +109,9 @@ impl std::str::FromStr for ExecutionProvider {
 pub struct OrtOptions {
     /// The library to load; `None` searches (see [`crate::ort_library`]).
     pub library: Option<PathBuf>,
+    /// A library the embedding application offers last, after `ORT_DYLIB_PATH` and the
+    /// `onnxruntime` Python package (e.g. the `tandem` CLI's cache); skipped when it does not exist.
+    pub fallback_library: Option<PathBuf>,
     /// Execution providers in priority order. ONNX Runtime gives each node to the first provider
     /// that takes it; the CPU provider always comes last and takes the rest.
     pub providers: Vec<ExecutionProvider>,
@@ -125,7 +128,7 @@ impl Default for OrtOptions {
 impl OrtOptions {
     /// The CPU provider only.
     pub fn cpu() -> Self {
-        Self { library: None, providers: vec![ExecutionProvider::Cpu], strict: false }
+        Self { library: None, fallback_library: None, providers: vec![ExecutionProvider::Cpu], strict: false }
     }
 
     /// The Jetson order: TensorRT (fp16, engine and timing caches under `cache_dir`) → CUDA → CPU.
@@ -137,6 +140,7 @@ impl OrtOptions {
         };
         Self {
             library: None,
+            fallback_library: None,
             providers: vec![
                 ExecutionProvider::TensorRt(trt),
                 ExecutionProvider::Cuda(CudaOptions::default()),

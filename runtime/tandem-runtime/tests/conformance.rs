@@ -7,7 +7,7 @@ mod common;
 use common::{asset, ort_options};
 use std::path::Path;
 use tandem_runtime::conformance::{cases, Explanations, Table, ATOL, RTOL};
-use tandem_runtime::{assets, SessionOptions};
+use tandem_runtime::SessionOptions;
 
 const REGENERATE: &str = "TANDEM_UPDATE_DOCS=1 cargo test -p tandem-runtime --test conformance";
 
@@ -23,13 +23,13 @@ fn header(cases: usize) -> String {
          are explained in `runtime/tandem-runtime/tests/conformance_explanations.toml`, which the test keeps in\n\
          step with the results: an unexplained failure, or an explanation for a test that passes, fails it.\n\n",
         tract = "0.23.9",
-        ort = assets::ORT_VERSION,
+        ort = tandem_data::ORT_VERSION,
     )
 }
 
 #[test]
 fn cnn_op_set_conformance_matches_the_document() {
-    let node_dir = asset(assets::onnx_node_tests());
+    let node_dir = asset(tandem_data::onnx_node_tests_dir());
     let (cases, excluded) = cases(&node_dir).unwrap();
     assert!(cases.len() > 150, "only {} node tests found under {}", cases.len(), node_dir.display());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -7,7 +7,7 @@ mod common;
 
 use common::{asset, ort_options};
 use std::path::{Path, PathBuf};
-use tandem_runtime::{assets, compare, Dim, Session, SessionOptions, TensorView};
+use tandem_runtime::{compare, Dim, Session, SessionOptions, TensorView};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -55,7 +55,7 @@ fn max_diff(model: &Path, batch: usize, sample: Option<&[usize]>) -> f64 {
 
 #[test]
 fn paddle_text_direction_classifier_agrees_across_backends() {
-    let model = asset(assets::paddle_cls());
+    let model = asset(tandem_data::paddle_cls_model());
     for batch in [1, 4] {
         let d = max_diff(&model, batch, Some(&PADDLE_SAMPLE));
         println!("PaddleOCR cls, batch {batch}: max |tract - ort| = {d:.3e}");

@@ -77,7 +77,7 @@ pub fn bench(args: &Args) -> anyhow::Result<BenchResult> {
             bail!("--gpu needs --backend ort");
         }
         options.ort =
-            OrtOptions { library: options.ort.library, strict: args.strict, ..OrtOptions::gpu(cache) };
+            OrtOptions { providers: OrtOptions::gpu(cache).providers, strict: args.strict, ..options.ort };
     }
     let t = Instant::now();
     let mut session = Session::load(&args.model, &options)?;

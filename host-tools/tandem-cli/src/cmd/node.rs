@@ -135,6 +135,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.write_sources {
         let options = EngineOptions {
             backend: config.backend.parse().map_err(anyhow::Error::msg)?,
+            ort_fallback_library: tandem_harness::parity::cached_ort_library(),
             ..Default::default()
         };
         let mut peers = Engine::load_peers(&config.peers, &options)?;

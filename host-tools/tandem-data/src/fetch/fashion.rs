@@ -1,13 +1,13 @@
 //! Fashion-MNIST from the Debian package `dataset-fashion-mnist` (`apt-get download`, then
 //! `dpkg-deb -x`): the four IDX files under `/usr/share/datasets/fashion-mnist/`.
 
+use crate::pins::FASHION_PACKAGE;
 use std::path::Path;
 
 use super::{verify_source, Log, Output};
 use crate::npy::{NpyArray, NpyData};
 use crate::{archive, client, idx, DataError};
 
-pub(crate) const PACKAGE: &str = "dataset-fashion-mnist";
 const DIR: &str = "usr/share/datasets/fashion-mnist";
 /// `(part, images file, its SHA-256, labels file, its SHA-256)`.
 const PARTS: [(&str, &str, &str, &str, &str); 2] = [
@@ -30,12 +30,12 @@ const PARTS: [(&str, &str, &str, &str, &str); 2] = [
 /// Fetches and converts: `fashion-mnist/{train,test}-x.npy` (`|u1` `[n, 28, 28]`) and
 /// `fashion-mnist/{train,test}-y.npy` (`|u1` `[n]`).
 pub(crate) fn produce(work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
-    log(&format!("apt-get download {PACKAGE}; dpkg-deb -x"));
-    let root = client::apt_download_extract(PACKAGE, work)?;
+    log(&format!("apt-get download {FASHION_PACKAGE}; dpkg-deb -x"));
+    let root = client::apt_download_extract(FASHION_PACKAGE, work)?;
     let read = |file: &str, sha: &str| -> Result<Vec<u8>, DataError> {
         let path = root.join(DIR).join(file);
         let gz = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
-        verify_source(&format!("{PACKAGE} {file}"), &gz, sha)?;
+        verify_source(&format!("{FASHION_PACKAGE} {file}"), &gz, sha)?;
         archive::gunzip(&gz, file)
     };
     let mut outputs = Vec::new();
@@ -46,7 +46,7 @@ pub(crate) fn produce(work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
         let n = label_dims.first().copied().unwrap_or(0);
         if image_dims != [n, 28, 28] || label_dims.len() != 1 || classes.iter().any(|&c| c > 9) {
             return Err(DataError::malformed(
-                format!("{PACKAGE} {part}"),
+                format!("{FASHION_PACKAGE} {part}"),
                 format!("images {image_dims:?} and labels {label_dims:?} (labels 0..9) do not match"),
             ));
         }

@@ -3,13 +3,13 @@
 //! pinned) runs `host-tools/tandem-data/python/convert_watch.py` (embedded in the binary) on the
 //! hash-checked pickle; the plain NPY files it writes are checked and re-written here.
 
+use crate::pins::IMU_SPEC;
 use std::path::{Path, PathBuf};
 
 use super::{verify_source, Log, Output};
 use crate::npy::{self, NpyArray, NpyData};
 use crate::{archive, client, Cache, DataError};
 
-pub(crate) const SPEC: &str = "seglearn==1.2.5";
 const MEMBER: &str = "seglearn/data/watch_dataset.npy";
 const PICKLE_SHA256: &str = "eb122f23cdf06ef6bd6c6c5312958ec5cf9d038e2e6d457b8081662c75a42537";
 /// The numpy the virtualenv gets (the conversion is checked byte for byte anyway).
@@ -24,10 +24,10 @@ pub(crate) const EXERCISES: usize = 7;
 /// Fetches and converts: `imu/signals.npy` (`<f4` `[samples, 6]`) and the per-recording
 /// `imu/{lengths (<i4), y, subject, side (|u1)}.npy`.
 pub(crate) fn produce(cache: &Cache, work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
-    log(&format!("pip download {SPEC}"));
-    let wheel = client::pip_download(SPEC, work)?;
+    log(&format!("pip download {IMU_SPEC}"));
+    let wheel = client::pip_download(IMU_SPEC, work)?;
     let pickle = archive::zip_member(&wheel, MEMBER)?;
-    verify_source(&format!("{SPEC} {MEMBER}"), &pickle, PICKLE_SHA256)?;
+    verify_source(&format!("{IMU_SPEC} {MEMBER}"), &pickle, PICKLE_SHA256)?;
     let source = work.join("watch_dataset.npy");
     let script = work.join("convert_watch.py");
     let out = work.join("converted");

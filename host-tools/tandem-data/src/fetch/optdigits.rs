@@ -1,23 +1,23 @@
 //! UCI optdigits from the `scikit-learn==1.9.1` wheel: `sklearn/datasets/data/digits.csv.gz`,
 //! 1,797 lines of 64 counts 0..16 and the label, no header.
 
+use crate::pins::OPTDIGITS_SPEC;
 use std::path::Path;
 
 use super::{verify_source, Log, Output};
 use crate::npy::{NpyArray, NpyData};
 use crate::{archive, client, DataError};
 
-pub(crate) const SPEC: &str = "scikit-learn==1.9.1";
 const MEMBER: &str = "sklearn/datasets/data/digits.csv.gz";
 /// SHA-256 of the CSV (identical in every platform's wheel, so the wheel is not pinned).
 const CSV_GZ_SHA256: &str = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22";
 
 /// Fetches and converts: `optdigits/x.npy` (`|u1` `[1797, 8, 8]`), `optdigits/y.npy` (`|u1`).
 pub(crate) fn produce(work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
-    log(&format!("pip download {SPEC}"));
-    let wheel = client::pip_download(SPEC, work)?;
+    log(&format!("pip download {OPTDIGITS_SPEC}"));
+    let wheel = client::pip_download(OPTDIGITS_SPEC, work)?;
     let gz = archive::zip_member(&wheel, MEMBER)?;
-    verify_source(&format!("{SPEC} {MEMBER}"), &gz, CSV_GZ_SHA256)?;
+    verify_source(&format!("{OPTDIGITS_SPEC} {MEMBER}"), &gz, CSV_GZ_SHA256)?;
     let csv = archive::gunzip(&gz, MEMBER)?;
     let (x, y) = parse_csv(&csv)?;
     let n = y.len();

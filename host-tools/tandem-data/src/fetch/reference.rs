@@ -1,6 +1,6 @@
 //! Reference assets for the runtime: the ONNX Runtime library, a real pretrained ONNX model,
-//! and ONNX's operator conformance tests. Their cache paths are a contract with
-//! `tandem-runtime` (`runtime/tandem-runtime/src/assets.rs`).
+//! and ONNX's operator conformance tests. [`crate::onnxruntime_library`],
+//! [`crate::paddle_cls_model`] and [`crate::onnx_node_tests_dir`] give their cache paths.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,25 +9,12 @@ use super::{verify_source, Log, Output};
 use crate::cache::{self, Cache, TEMP_PREFIX};
 use crate::{archive, client, DataError};
 
-pub(crate) const ORT_SPEC: &str = "onnxruntime==1.31.1";
-const ORT_MEMBER: &str = "onnxruntime/capi/libonnxruntime.so.1.31.1";
-pub(crate) const ORT_PATH: &str = "onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
-pub(crate) const ORT_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
+use crate::pins::{
+    NODE_DIGEST, NODE_DIR, NODE_FILES, NODE_PREFIX, ONNX_SPEC, ORT_MEMBER, ORT_PATH, ORT_SHA256, ORT_SPEC,
+    ORT_VERSION, PADDLE_MEMBER, PADDLE_PATH, PADDLE_SHA256, PADDLE_SPEC,
+};
 
-pub(crate) const PADDLE_SPEC: &str = "rapidocr-onnxruntime==1.4.4";
-const PADDLE_MEMBER: &str = "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
-pub(crate) const PADDLE_PATH: &str = "paddle-cls/ch_ppocr_mobile_v2.0_cls_infer.onnx";
-pub(crate) const PADDLE_SHA256: &str = "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c";
-
-pub(crate) const ONNX_SPEC: &str = "onnx==1.22.0";
-const NODE_PREFIX: &str = "onnx/backend/test/data/node/";
-/// The folder the node tests go to, holding `node/<test>/...`.
-pub(crate) const NODE_DIR: &str = "onnx-node-tests";
-/// [`cache::tree_digest`] of [`NODE_DIR`] and its file count.
-pub(crate) const NODE_DIGEST: &str = "ecc02f8622216042c73d3124f874a2c0490f735aa7be251c66d30e8085eec717";
-pub(crate) const NODE_FILES: usize = 7794;
-
-/// `onnxruntime-1.31.1/libonnxruntime.so.1.31.1` from the x86_64 Linux wheel.
+/// `onnxruntime-<ORT_VERSION>/libonnxruntime.so.<ORT_VERSION>` from the x86_64 Linux wheel.
 pub(crate) fn produce_ort(work: &Path, log: Log) -> Result<Vec<Output>, DataError> {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         return Err(DataError::UnsupportedPlatform { asset: "onnxruntime", arch: std::env::consts::ARCH });

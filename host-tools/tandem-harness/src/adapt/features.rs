@@ -53,7 +53,11 @@ impl PeerSession {
     /// Load `path` (and the `peer.toml` next to it) on `backend`. Non-finite inputs are let
     /// through so that they reach the adaptation crate, which skips and counts them.
     pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
-        let options = SessionOptions { reject_non_finite: false, ..SessionOptions::for_backend(backend) };
+        let options = SessionOptions {
+            reject_non_finite: false,
+            ort: crate::parity::ort_options(None),
+            ..SessionOptions::for_backend(backend)
+        };
         let session =
             Session::load(path, &options).with_context(|| format!("loading peer {}", path.display()))?;
         let meta = session.metadata().cloned().with_context(|| {

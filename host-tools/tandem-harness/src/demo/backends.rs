@@ -6,10 +6,8 @@ use super::SOURCE;
 use crate::parity;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::path::Path;
 use std::time::Duration;
 use tandem_runtime::bench::{measure, LatencyStats};
-use tandem_runtime::providers::OrtOptions;
 use tandem_runtime::{BackendKind, ModelMeta, Session, SessionOptions, Tensor, TensorView};
 
 /// Samples of the source test split each peer is compared on.
@@ -41,11 +39,9 @@ pub struct BackendFigures {
 /// Compare and time every peer; ONNX Runtime missing is reported, not fatal.
 pub fn compare(peers: &[PeerInfo]) -> Result<(Vec<Parity>, Vec<BackendFigures>)> {
     let (mut parity, mut figures) = (Vec::new(), Vec::new());
-    let ort_lib = tandem_data::onnxruntime_library().ok();
     for peer in peers {
         let input = test_batch(peer)?;
-        let (diffs, unavailable) =
-            parity::compare_backends(&peer.onnx, std::slice::from_ref(&input), ort_lib.as_deref())?;
+        let (diffs, unavailable) = parity::compare_backends(&peer.onnx, std::slice::from_ref(&input), None)?;
         for (backend, why) in &unavailable {
             eprintln!("    {backend} unavailable: {why}");
         }
@@ -66,7 +62,7 @@ pub fn compare(peers: &[PeerInfo]) -> Result<(Vec<Parity>, Vec<BackendFigures>)>
             if unavailable.iter().any(|(b, _)| *b == backend) {
                 continue;
             }
-            let (provider, latency) = time_batch_1(peer, backend, ort_lib.as_deref(), &input)?;
+            let (provider, latency) = time_batch_1(peer, backend, &input)?;
             let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
             figures.push(BackendFigures {
                 peer: peer.arch.clone(),
@@ -103,16 +99,8 @@ fn test_batch(peer: &PeerInfo) -> Result<Tensor> {
 }
 
 /// Batch-1 latency of `peer` on `backend` (the first sample of `batch`), and the provider that ran.
-fn time_batch_1(
-    peer: &PeerInfo,
-    backend: BackendKind,
-    ort_lib: Option<&Path>,
-    batch: &Tensor,
-) -> Result<(String, LatencyStats)> {
-    let options = SessionOptions {
-        ort: OrtOptions { library: ort_lib.map(Path::to_path_buf), ..OrtOptions::cpu() },
-        ..SessionOptions::for_backend(backend)
-    };
+fn time_batch_1(peer: &PeerInfo, backend: BackendKind, batch: &Tensor) -> Result<(String, LatencyStats)> {
+    let options = SessionOptions { ort: parity::ort_options(None), ..SessionOptions::for_backend(backend) };
     let mut session = Session::load(&peer.onnx, &options)?;
     let per_sample: usize = batch.shape().iter().skip(1).product();
     let data = batch.as_slice::<f32>().context("an f32 input")?;

@@ -77,6 +77,9 @@ pub struct EngineOptions {
     pub adapt: bool,
     /// Height and width of the image a flat `[N, K]` input is (default: square).
     pub image_size: Option<(usize, usize)>,
+    /// With the `ort` backend: a library offered after `ORT_DYLIB_PATH` and the `onnxruntime`
+    /// Python package (`tandem node` offers its cache; see `tandem_runtime::ort_library`).
+    pub ort_fallback_library: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -87,6 +90,7 @@ impl Default for EngineOptions {
             config: Config::MUTUAL,
             adapt: true,
             image_size: None,
+            ort_fallback_library: None,
         }
     }
 }
@@ -128,7 +132,9 @@ impl Engine {
         }
         let peers: Vec<PeerModel> = paths
             .iter()
-            .map(|p| PeerModel::load(p, options.backend, options.threads))
+            .map(|p| {
+                PeerModel::load(p, options.backend, options.threads, options.ort_fallback_library.as_deref())
+            })
             .collect::<Result<_, _>>()?;
         let first = &peers[0];
         let sample = |p: &PeerModel| {

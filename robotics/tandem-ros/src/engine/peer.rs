@@ -18,11 +18,18 @@ pub struct PeerModel {
 }
 
 impl PeerModel {
-    /// Load `path` and the `peer.toml` next to it on `backend`. Non-finite inputs are let
-    /// through to the adaptation crate, which skips and counts them (as `tandem adapt` does).
-    pub fn load(path: &Path, backend: BackendKind, threads: Option<usize>) -> Result<Self, EngineError> {
-        let options =
+    /// Load `path` and the `peer.toml` next to it on `backend` (ONNX Runtime searching
+    /// `ort_fallback_library` last). Non-finite inputs are let through to the adaptation crate,
+    /// which skips and counts them (as `tandem adapt` does).
+    pub fn load(
+        path: &Path,
+        backend: BackendKind,
+        threads: Option<usize>,
+        ort_fallback_library: Option<&Path>,
+    ) -> Result<Self, EngineError> {
+        let mut options =
             SessionOptions { reject_non_finite: false, threads, ..SessionOptions::for_backend(backend) };
+        options.ort.fallback_library = ort_fallback_library.map(Path::to_path_buf);
         let session = Session::load(path, &options)?;
         let meta = session
             .metadata()

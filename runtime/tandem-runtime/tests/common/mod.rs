@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use tandem_runtime::{assets, BackendKind, OrtOptions, SessionOptions};
+use tandem_runtime::{BackendKind, OrtOptions, SessionOptions};
 
 /// Deterministic sample values in about [-0.4, 0.6).
 pub fn samples(n: usize, len: usize) -> Vec<f32> {
@@ -11,7 +11,7 @@ pub fn samples(n: usize, len: usize) -> Vec<f32> {
 /// ONNX Runtime (CPU provider) from the library `tandem data fetch onnxruntime` caches; panics
 /// with the fetch command when it is missing.
 pub fn ort_options() -> SessionOptions {
-    let library = assets::ort_library().unwrap_or_else(|e| panic!("{e}"));
+    let library = asset(tandem_data::onnxruntime_library());
     SessionOptions {
         ort: OrtOptions { library: Some(library), ..OrtOptions::cpu() },
         ..SessionOptions::for_backend(BackendKind::Ort)
@@ -19,6 +19,6 @@ pub fn ort_options() -> SessionOptions {
 }
 
 /// A cached asset, or a panic naming the fetch command.
-pub fn asset(found: Result<std::path::PathBuf, assets::AssetMissing>) -> std::path::PathBuf {
+pub fn asset(found: Result<std::path::PathBuf, tandem_data::DataError>) -> std::path::PathBuf {
     found.unwrap_or_else(|e| panic!("{e}"))
 }
