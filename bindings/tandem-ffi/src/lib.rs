@@ -5,7 +5,16 @@
 //! adaptation counters, save and load the adapted state, and load a fleet-merged state.
 //!
 //! Every function returns a [`TandemStatus`]; on failure [`tandem_last_error`] gives the
-//! message (per thread). No function panics across the boundary: a Rust panic is caught and
+//! message (per thread). Status codes travel as plain integers where C hands them in
+//! ([`tandem_status_name`] checks the range).
+//!
+//! Threads: different engines may be used from different threads at once. One engine is used
+//! by one call at a time: a call made while another thread's call on the same engine is still
+//! running returns [`TandemStatus::TANDEM_ERR_BUSY`] and changes nothing (the engine is
+//! `Send + Sync`; its state sits behind a lock that is tried, never waited on). The queries that
+//! return a value directly (`tandem_engine_sample_len`, `_classes`, `_label`, `_fingerprint`)
+//! read what is fixed when the engine opens and never wait. Freeing an engine while another
+//! thread uses it is the caller's error. No function panics across the boundary: a Rust panic is caught and
 //! reported as [`TandemStatus::TANDEM_ERR_PANIC`]. Null pointers, wrong lengths and NaN inputs
 //! are errors, never undefined behaviour (beyond what a C caller can do by passing a pointer
 //! to fewer bytes than it claims).
@@ -16,6 +25,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use tandem_ros::engine::{Engine, EngineError, EngineOptions, SourceStats};
 use tandem_ros::msg::Image;
 use tandem_ros::preprocess::{image_sample, ImageOptions};
@@ -44,6 +54,30 @@ pub enum TandemStatus {
     TANDEM_ERR_RUNTIME = 8,
     /// A bug: a panic was caught at the boundary.
     TANDEM_ERR_PANIC = 9,
+    /// Another thread's call on this engine is running: nothing was done; try again.
+    TANDEM_ERR_BUSY = 10,
+}
+
+impl TandemStatus {
+    /// Every status, in code order.
+    const ALL: [TandemStatus; 11] = [
+        TANDEM_OK,
+        TANDEM_ERR_ARGUMENT,
+        TANDEM_ERR_IO,
+        TANDEM_ERR_MODEL,
+        TANDEM_ERR_SOURCES,
+        TANDEM_ERR_INPUT,
+        TANDEM_ERR_NON_FINITE,
+        TANDEM_ERR_SNAPSHOT,
+        TANDEM_ERR_RUNTIME,
+        TANDEM_ERR_PANIC,
+        TANDEM_ERR_BUSY,
+    ];
+
+    /// The status of an integer code, if it is one.
+    pub fn from_code(code: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as i32 == code)
+    }
 }
 
 use TandemStatus::*;
@@ -75,11 +109,20 @@ pub struct TandemCounters {
     pub rollbacks: u32,
 }
 
-/// A cohort of peers with its adapting heads (opaque).
+/// A cohort of peers with its adapting heads (opaque). What is fixed at opening is read
+/// without the lock; the engine itself is used by one call at a time.
 pub struct TandemEngine {
-    engine: Engine,
+    engine: Mutex<Engine>,
     labels: Vec<CString>,
+    sample_len: usize,
+    fingerprint: u32,
 }
+
+// The C API's promise: an engine may be shared between threads (calls are serialised by its lock).
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<TandemEngine>()
+};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -142,8 +185,18 @@ unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, TandemSta
     CStr::from_ptr(p).to_str().map_err(|_| fail(TANDEM_ERR_ARGUMENT, format!("{what} is not UTF-8")))
 }
 
-unsafe fn engine_mut<'a>(p: *mut TandemEngine) -> Result<&'a mut TandemEngine, TandemStatus> {
-    p.as_mut().ok_or_else(|| fail(TANDEM_ERR_ARGUMENT, "engine is NULL"))
+/// The engine behind `p`, locked for this call: `TANDEM_ERR_BUSY` when another call holds it.
+/// (A panic caught in an earlier call leaves the lock poisoned; the engine's state is checked
+/// on every change, so it stays usable.)
+unsafe fn engine_lock<'a>(p: *const TandemEngine) -> Result<MutexGuard<'a, Engine>, TandemStatus> {
+    let e = p.as_ref().ok_or_else(|| fail(TANDEM_ERR_ARGUMENT, "engine is NULL"))?;
+    match e.engine.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(TryLockError::WouldBlock) => {
+            Err(fail(TANDEM_ERR_BUSY, "another thread is using this engine (one call at a time)"))
+        }
+    }
 }
 
 /// The adaptation configuration of a method name, and whether the engine adapts at all:
@@ -173,9 +226,13 @@ pub extern "C" fn tandem_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// The name of a status (`"TANDEM_OK"`, ...), a static string.
+/// The name of a status code (`"TANDEM_OK"`, ...), a static string; `"TANDEM_STATUS_UNKNOWN"`
+/// for an integer that is no status.
 #[no_mangle]
-pub extern "C" fn tandem_status_name(status: TandemStatus) -> *const c_char {
+pub extern "C" fn tandem_status_name(status: i32) -> *const c_char {
+    let Some(status) = TandemStatus::from_code(status) else {
+        return c"TANDEM_STATUS_UNKNOWN".as_ptr();
+    };
     let s: &'static str = match status {
         TANDEM_OK => "TANDEM_OK\0",
         TANDEM_ERR_ARGUMENT => "TANDEM_ERR_ARGUMENT\0",
@@ -187,6 +244,7 @@ pub extern "C" fn tandem_status_name(status: TandemStatus) -> *const c_char {
         TANDEM_ERR_SNAPSHOT => "TANDEM_ERR_SNAPSHOT\0",
         TANDEM_ERR_RUNTIME => "TANDEM_ERR_RUNTIME\0",
         TANDEM_ERR_PANIC => "TANDEM_ERR_PANIC\0",
+        TANDEM_ERR_BUSY => "TANDEM_ERR_BUSY\0",
     };
     s.as_ptr().cast()
 }
@@ -239,7 +297,9 @@ pub unsafe extern "C" fn tandem_engine_open(
                     .iter()
                     .map(|l| CString::new(l.replace('\0', " ")).unwrap_or_default())
                     .collect();
-                *out = Box::into_raw(Box::new(TandemEngine { engine, labels }));
+                let (sample_len, fingerprint) = (engine.sample_len(), engine.fingerprint());
+                let engine = Mutex::new(engine);
+                *out = Box::into_raw(Box::new(TandemEngine { engine, labels, sample_len, fingerprint }));
                 TANDEM_OK
             }
             Err(e) => engine_error(e),
@@ -258,7 +318,7 @@ pub unsafe extern "C" fn tandem_engine_free(engine: *mut TandemEngine) {
 /// Values per raw sample (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn tandem_engine_sample_len(engine: *const TandemEngine) -> usize {
-    engine.as_ref().map_or(0, |e| e.engine.sample_len())
+    engine.as_ref().map_or(0, |e| e.sample_len)
 }
 
 /// Number of classes (0 for NULL).
@@ -276,17 +336,17 @@ pub unsafe extern "C" fn tandem_engine_label(engine: *const TandemEngine, class_
 /// The models' identity (source fingerprint) that snapshots must carry (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn tandem_engine_fingerprint(engine: *const TandemEngine) -> u32 {
-    engine.as_ref().map_or(0, |e| e.engine.fingerprint())
+    engine.as_ref().map_or(0, |e| e.fingerprint)
 }
 
 fn finish(
-    e: &mut TandemEngine,
+    e: &mut Engine,
     raw: &[f32],
     out: *mut TandemPrediction,
     probs: *mut f32,
     probs_len: usize,
 ) -> TandemStatus {
-    match e.engine.run(raw) {
+    match e.run(raw) {
         Ok(o) => {
             let v = o.verdict;
             // SAFETY: checked non-null by the callers; `probs` holds `probs_len` floats.
@@ -323,14 +383,14 @@ pub unsafe extern "C" fn tandem_engine_run(
     probs_len: usize,
 ) -> TandemStatus {
     guard(|| {
-        let e = match engine_mut(engine) {
+        let mut e = match engine_lock(engine) {
             Ok(e) => e,
             Err(s) => return s,
         };
         if sample.is_null() || out.is_null() {
             return fail(TANDEM_ERR_ARGUMENT, "sample or out is NULL");
         }
-        let expected = e.engine.sample_len();
+        let expected = e.sample_len();
         if len != expected {
             return fail(TANDEM_ERR_INPUT, format!("a sample of {len} values; the peers take {expected}"));
         }
@@ -338,7 +398,7 @@ pub unsafe extern "C" fn tandem_engine_run(
         if let Some(i) = raw.iter().position(|v| !v.is_finite()) {
             return fail(TANDEM_ERR_NON_FINITE, format!("value {i} of the sample is not finite"));
         }
-        finish(e, raw, out, probs, probs_len)
+        finish(&mut e, raw, out, probs, probs_len)
     })
 }
 
@@ -358,7 +418,7 @@ pub unsafe extern "C" fn tandem_engine_run_image(
     out: *mut TandemPrediction,
 ) -> TandemStatus {
     guard(|| {
-        let e = match engine_mut(engine) {
+        let mut e = match engine_lock(engine) {
             Ok(e) => e,
             Err(s) => return s,
         };
@@ -381,8 +441,8 @@ pub unsafe extern "C" fn tandem_engine_run_image(
             ..Default::default()
         };
         let options = ImageOptions { pixel_scale, ..Default::default() };
-        match image_sample(&image, e.engine.geometry(), &options) {
-            Ok(raw) => finish(e, &raw, out, std::ptr::null_mut(), 0),
+        match image_sample(&image, e.geometry(), &options) {
+            Ok(raw) => finish(&mut e, &raw, out, std::ptr::null_mut(), 0),
             Err(err) => fail(TANDEM_ERR_INPUT, err.to_string()),
         }
     })
@@ -395,10 +455,14 @@ pub unsafe extern "C" fn tandem_engine_counters(
     out: *mut TandemCounters,
 ) -> TandemStatus {
     guard(|| {
-        let (Some(e), false) = (engine.as_ref(), out.is_null()) else {
-            return fail(TANDEM_ERR_ARGUMENT, "engine or out is NULL");
+        let e = match engine_lock(engine) {
+            Ok(e) => e,
+            Err(s) => return s,
         };
-        let c = e.engine.counters();
+        if out.is_null() {
+            return fail(TANDEM_ERR_ARGUMENT, "out is NULL");
+        }
+        let c = e.counters();
         *out = TandemCounters {
             samples_seen: c.seen,
             skipped_non_finite: c.skipped_non_finite,
@@ -419,11 +483,11 @@ pub unsafe extern "C" fn tandem_engine_save_state(
     path: *const c_char,
 ) -> TandemStatus {
     guard(|| {
-        let (e, path) = match (engine_mut(engine), str_arg(path, "path")) {
+        let (mut e, path) = match (engine_lock(engine), str_arg(path, "path")) {
             (Ok(e), Ok(p)) => (e, p),
             (Err(s), _) | (_, Err(s)) => return s,
         };
-        match e.engine.save_state(path.as_ref()) {
+        match e.save_state(path.as_ref()) {
             Ok(()) => TANDEM_OK,
             Err(err) => engine_error(err),
         }
@@ -439,11 +503,11 @@ pub unsafe extern "C" fn tandem_engine_load_state(
     path: *const c_char,
 ) -> TandemStatus {
     guard(|| {
-        let (e, path) = match (engine_mut(engine), str_arg(path, "path")) {
+        let (mut e, path) = match (engine_lock(engine), str_arg(path, "path")) {
             (Ok(e), Ok(p)) => (e, p),
             (Err(s), _) | (_, Err(s)) => return s,
         };
-        match e.engine.load_state(path.as_ref()) {
+        match e.load_state(path.as_ref()) {
             Ok(Some(_)) => TANDEM_OK,
             Ok(None) => fail(TANDEM_ERR_IO, format!("{path}: no such state file")),
             Err(err) => engine_error(err),
@@ -461,14 +525,14 @@ pub unsafe extern "C" fn tandem_engine_snapshot(
     len: *mut usize,
 ) -> TandemStatus {
     guard(|| {
-        let e = match engine_mut(engine) {
+        let mut e = match engine_lock(engine) {
             Ok(e) => e,
             Err(s) => return s,
         };
         if len.is_null() {
             return fail(TANDEM_ERR_ARGUMENT, "len is NULL");
         }
-        let bytes = e.engine.snapshot();
+        let bytes = e.snapshot();
         *len = bytes.len();
         if buf.is_null() {
             return TANDEM_OK;
@@ -500,11 +564,11 @@ pub unsafe extern "C" fn tandem_engine_load_snapshot(
     len: usize,
 ) -> TandemStatus {
     guard(|| {
-        let (e, bytes) = match (engine_mut(engine), bytes_arg(data, len)) {
+        let (mut e, bytes) = match (engine_lock(engine), bytes_arg(data, len)) {
             (Ok(e), Ok(b)) => (e, b),
             (Err(s), _) | (_, Err(s)) => return s,
         };
-        match e.engine.restore(bytes, None) {
+        match e.restore(bytes, None) {
             Ok(_) => TANDEM_OK,
             Err(err) => engine_error(err),
         }
@@ -521,11 +585,11 @@ pub unsafe extern "C" fn tandem_engine_adopt_merged(
     len: usize,
 ) -> TandemStatus {
     guard(|| {
-        let (e, bytes) = match (engine_mut(engine), bytes_arg(data, len)) {
+        let (mut e, bytes) = match (engine_lock(engine), bytes_arg(data, len)) {
             (Ok(e), Ok(b)) => (e, b),
             (Err(s), _) | (_, Err(s)) => return s,
         };
-        match e.engine.adopt(bytes) {
+        match e.adopt(bytes) {
             Ok(_) => TANDEM_OK,
             Err(err) => engine_error(err),
         }
@@ -556,6 +620,22 @@ mod tests {
         for bad in ["no-such-method", "oracle", "self+mutual", "none+adabn", ""] {
             let message = method_config(bad).unwrap_err();
             assert!(message.contains("none"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn status_codes_from_c_are_checked() {
+        use super::{tandem_status_name, TandemStatus};
+        let name =
+            |code: i32| unsafe { std::ffi::CStr::from_ptr(tandem_status_name(code)) }.to_str().unwrap();
+        for (code, status) in TandemStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status as i32, code as i32, "codes are dense from 0");
+            assert!(name(code as i32).starts_with("TANDEM_"), "{status:?}");
+            assert_ne!(name(code as i32), "TANDEM_STATUS_UNKNOWN");
+        }
+        assert_eq!(name(10), "TANDEM_ERR_BUSY");
+        for bad in [-1, 11, 1000, i32::MIN, i32::MAX] {
+            assert_eq!(name(bad), "TANDEM_STATUS_UNKNOWN", "{bad}");
         }
     }
 }

@@ -113,6 +113,8 @@ fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
         assert!((gp - wp).abs() <= 5e-7, "sample {i}: confidence {gp} vs {wp} (printed to 6 decimals)");
     }
     assert!(stdout.contains("0 checks failed"), "{stdout}");
+    let threads = stdout.lines().find(|l| l.starts_with("threads: ")).expect("the two-thread run reports");
+    eprintln!("{threads}");
     assert!(stdout.contains("error TANDEM_ERR_IO: "), "errors come with a message:\n{stdout}");
     assert!(dir.path().join("state.snap").exists());
 }

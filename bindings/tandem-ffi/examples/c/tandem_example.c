@@ -1,6 +1,7 @@
 /* A C program using the Tandem C API: open two peers with their source statistics, stream raw
  * samples through them (predict, then adapt), show how errors come back, save the adapted
- * state and load it into a second engine, and refuse a corrupt snapshot.
+ * state and load it into a second engine, refuse a corrupt snapshot, refuse NULL and
+ * out-of-range arguments to every function, and share one engine between two threads.
  *
  *   tandem_example PEER_A.onnx PEER_B.onnx SOURCES.tdss STREAM.f32 N STATE.snap
  *
@@ -12,7 +13,10 @@
  *       bindings/tandem-ffi/examples/c/tandem_example.c target/debug/libtandem_ffi.a \
  *       -lpthread -ldl -lm -o tandem_example
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,95 @@ static unsigned char *snapshot_of(TandemEngine *e, size_t *len) {
         return NULL;
     }
     return buf;
+}
+
+/* Every function, with NULL where a pointer goes and out-of-range numbers: a status, never a crash. */
+static void bad_arguments(TandemEngine *engine, const float *sample, size_t len, const char *sources) {
+    TandemPrediction p;
+    TandemCounters c;
+    size_t n = 0;
+    unsigned char byte = 0;
+    const char *peer[1] = {NULL};
+    TandemEngine *out = NULL;
+    int refused = 1;
+    refused &= tandem_engine_open(NULL, 1, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, 1, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT && out == NULL;
+    refused &= tandem_engine_open(peer, 0, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, SIZE_MAX, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, 1, sources, "mutual", NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run(NULL, sample, len, &p, NULL, 0) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run(engine, NULL, len, &p, NULL, 0) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run(engine, sample, len, NULL, NULL, 0) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run(engine, sample, SIZE_MAX, &p, NULL, 0) == TANDEM_ERR_INPUT;
+    refused &= tandem_engine_run_image(NULL, "mono8", 1, 1, 1, &byte, 1, 1.0f, &p) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run_image(engine, NULL, 1, 1, 1, &byte, 1, 1.0f, &p) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run_image(engine, "mono8", 1, 1, 1, NULL, 1, 1.0f, &p) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run_image(engine, "mono8", 1, 1, 1, &byte, 1, 1.0f, NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run_image(engine, "mono8", 1, 1, 1, &byte, 1, NAN, &p) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_run_image(engine, "mono8", UINT32_MAX, UINT32_MAX, UINT32_MAX, &byte, 1, 1.0f, &p) ==
+               TANDEM_ERR_INPUT;
+    refused &= tandem_engine_counters(NULL, &c) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_counters(engine, NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_save_state(NULL, "x.snap") == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_save_state(engine, NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_load_state(NULL, "x.snap") == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_load_state(engine, NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_snapshot(NULL, NULL, 0, &n) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_snapshot(engine, NULL, 0, NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_snapshot(engine, &byte, 1, &n) == TANDEM_ERR_ARGUMENT && n > 1;
+    refused &= tandem_engine_load_snapshot(NULL, &byte, 1) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_load_snapshot(engine, NULL, 1) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_load_snapshot(engine, &byte, 1) == TANDEM_ERR_SNAPSHOT;
+    refused &= tandem_engine_adopt_merged(NULL, &byte, 1) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_adopt_merged(engine, NULL, 1) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_adopt_merged(engine, &byte, 1) == TANDEM_ERR_SNAPSHOT;
+    check(refused, "every function refuses NULL pointers and out-of-range sizes with a status");
+    check(tandem_engine_sample_len(NULL) == 0 && tandem_engine_classes(NULL) == 0 &&
+              tandem_engine_fingerprint(NULL) == 0 && tandem_engine_label(NULL, 0) == NULL &&
+              tandem_engine_label(engine, SIZE_MAX) == NULL && tandem_engine_label(engine, 0) != NULL,
+          "the value queries answer 0 or NULL for a NULL engine or an unknown class");
+    check(strcmp(tandem_status_name(-1), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(11), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(INT32_MIN), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(TANDEM_ERR_BUSY), "TANDEM_ERR_BUSY") == 0,
+          "tandem_status_name takes any integer");
+}
+
+/* Two threads stream through one engine at once. */
+typedef struct {
+    TandemEngine *engine;
+    const float *stream;
+    size_t len, n, ok, busy, other;
+} Worker;
+
+static void *work(void *arg) {
+    Worker *w = arg;
+    for (size_t i = 0; i < w->n; i++) {
+        TandemPrediction p;
+        TandemStatus s = tandem_engine_run(w->engine, w->stream + i * w->len, w->len, &p, NULL, 0);
+        if (s == TANDEM_OK) w->ok++;
+        else if (s == TANDEM_ERR_BUSY) w->busy++;
+        else w->other++;
+    }
+    return NULL;
+}
+
+static void two_threads(TandemEngine *engine, const float *stream, size_t len, size_t n) {
+    TandemCounters before, after;
+    tandem_engine_counters(engine, &before);
+    Worker w[2] = {{engine, stream, len, n, 0, 0, 0}, {engine, stream, len, n, 0, 0, 0}};
+    pthread_t t[2];
+    int started = pthread_create(&t[0], NULL, work, &w[0]) == 0 && pthread_create(&t[1], NULL, work, &w[1]) == 0;
+    if (started) {
+        pthread_join(t[0], NULL);
+        pthread_join(t[1], NULL);
+    }
+    tandem_engine_counters(engine, &after);
+    printf("threads: %zu + %zu runs, %zu + %zu busy\n", w[0].ok, w[1].ok, w[0].busy, w[1].busy);
+    check(started && w[0].other == 0 && w[1].other == 0 && w[0].ok + w[0].busy == n && w[1].ok + w[1].busy == n,
+          "two threads on one engine: every call runs or is refused as busy");
+    check(after.samples_seen - before.samples_seen == w[0].ok + w[1].ok,
+          "the engine counted exactly the calls that ran");
 }
 
 int main(int argc, char **argv) {
@@ -135,6 +228,9 @@ int main(int argc, char **argv) {
     /* The header (32 bytes) carries a sequence number and the last 4 bytes a CRC over it:
      * compare the payload. */
     check(d && d_len == c_len && memcmp(c + 32, d + 32, c_len - 36) == 0, "the refused snapshot changed nothing");
+
+    bad_arguments(engine, stream, len, sources);
+    two_threads(engine, stream, len, n);
 
     free(a);
     free(b);
