@@ -30,6 +30,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Adapt a cohort's head on an unlabelled target stream and report accuracy over time.
     Adapt(cmd::adapt::Args),
+    /// The classical baseline (logistic regression on window statistics) the peers must beat.
+    Baseline(cmd::baseline::Args),
     /// Pack an ONNX peer into a .tdm for the tandem-micro MCU engine (int8 or f32).
     Pack(cmd::pack::Args),
     #[cfg(feature = "ros")]
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Check(args) => cmd::check::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Adapt(args) => cmd::adapt::run(args),
+        Command::Baseline(args) => cmd::baseline::run(args),
         Command::Pack(args) => cmd::pack::run(args),
         #[cfg(feature = "ros")]
         Command::Node(args) => cmd::node::run(args),

@@ -6,12 +6,14 @@
 //! - [`adapt`]: real peers' backbones over a target stream into `tandem-adapt`, method by
 //!   method (`tandem adapt`);
 //! - [`parity`]: the same inputs through every backend (`tandem check`);
+//! - [`baseline`]: a classical model on window statistics that the peers must beat;
 //! - [`calib`] and [`fixture`]: calibration inputs for `tandem pack` and the firmware's
 //!   fixtures;
 //! - [`node`]: the robot engine `tandem node` runs, from a node configuration;
 //! - [`demo`]: the main job end to end (`tandem demo`).
 
 pub mod adapt;
+pub mod baseline;
 pub mod calib;
 pub mod demo;
 pub mod fixture;

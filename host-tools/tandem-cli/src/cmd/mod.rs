@@ -1,6 +1,7 @@
 //! One module per `tandem` subcommand: each has an `Args` (clap) and a `run`.
 
 pub mod adapt;
+pub mod baseline;
 pub mod bench;
 pub mod check;
 pub mod data;
