@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use tandem_harness::node;
 use tandem_ros::config::{InputKind, NodeConfig};
-use tandem_ros::engine::{Engine, EngineOptions};
+use tandem_ros::engine::Engine;
 
 /// Arguments of `tandem node` (each overrides the `--config` file).
 #[derive(clap::Args, Debug, Default)]
@@ -133,11 +133,7 @@ pub fn run(args: Args) -> Result<()> {
     tandem_ros::logging::init("tandem node", args.verbose);
     let config = args.node_config()?;
     if let Some(out) = &args.write_sources {
-        let options = EngineOptions {
-            backend: config.backend.parse().map_err(anyhow::Error::msg)?,
-            ort_fallback_library: tandem_harness::parity::cached_ort_library(),
-            ..Default::default()
-        };
+        let options = node::engine_options(&config)?;
         let mut peers = Engine::load_peers(&config.peers, &options)?;
         let stats = node::source_stats(&NodeConfig { sources: None, ..config.clone() }, &mut peers)?;
         stats.save(out)?;

@@ -81,7 +81,7 @@ pub struct Outcome {
 }
 
 /// Copy a feature row into a zero-padded fixed array.
-fn padded<const F: usize>(row: &[f32]) -> [f32; F] {
+pub(crate) fn padded<const F: usize>(row: &[f32]) -> [f32; F] {
     let mut out = [0.0; F];
     out[..row.len()].copy_from_slice(row);
     out
