@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use tandem_adapt::{Config, FileStore, LabelKind};
 use tandem_harness::adapt::method::COMPONENTS;
+use tandem_harness::adapt::shift::Shift;
 use tandem_harness::adapt::target::{self, Source, StreamKind, TargetData};
 use tandem_harness::adapt::{self, features::PeerSession, MethodOnPeers};
 use tandem_runtime::BackendKind;
@@ -32,9 +33,15 @@ pub struct Args {
     /// runs a method on peer K alone (`self@1`). Default: every method the peers allow.
     #[arg(long, value_delimiter = ',')]
     pub adapter: Vec<String>,
-    /// The stream: `normal`, `one-class:CLASS:LEN` (label-shifted) or `noise:LEN`.
+    /// The stream: `normal`, `one-class:CLASS:LEN` (label shift), `noise:LEN`, `skew:CLASS:SHARE`
+    /// (one class takes SHARE of a mixed stream) or `drift` (--shift ramps in along the stream).
     #[arg(long, default_value = "normal")]
     pub stream: StreamKind,
+    /// See the target through a covariate shift (stream and test set), transformations joined
+    /// by `+`: images `stroke:K`, `translate:DX:DY`, `blur:K`; any `gain:G`, `bias:B`,
+    /// `sensor-noise:S`; 6-axis series `rotate90`, `mirror`, `axes:y,-x,z`.
+    #[arg(long)]
+    pub shift: Option<Shift>,
     /// Stream orders to run (seeds), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub seeds: Vec<u64>,
@@ -91,6 +98,10 @@ pub struct Args {
     /// node` to load. Needs exactly one adapting method.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Write the peers' features (source training part, stream, test), their source heads and
+    /// the target labels as NPY files into this folder, then stop (for analysis elsewhere).
+    #[arg(long)]
+    pub features_out: Option<PathBuf>,
 }
 
 fn after_help() -> String {
@@ -153,8 +164,16 @@ pub fn run(args: Args) -> Result<()> {
         .or_else(|| tandem_harness::source::dataset_of(Some(&meta)))
         .context("the peers' sidecar names no source dataset: pass --source NAME")?;
     let source = Source { dataset: &source_name, meta: Some(&meta) };
-    let target = load_target(&args, &peers, &source)?;
+    let mut target = load_target(&args, &peers, &source)?;
+    if let Some(shift) = &args.shift {
+        target = target.with_shift(shift)?;
+    }
     let source_train = target::source_train(&source)?;
+    if let Some(dir) = &args.features_out {
+        let files = adapt::write_features(&mut peers, &target, &source_train.x, dir)?;
+        eprintln!("wrote {} NPY files to {}", files.len(), dir.display());
+        return Ok(());
+    }
 
     let specs: Vec<String> = if args.adapter.is_empty() {
         let mut d: Vec<String> = ["source", "adabn", "prototypes", "tent", "self"].map(String::from).to_vec();

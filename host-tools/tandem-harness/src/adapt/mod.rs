@@ -8,6 +8,7 @@ pub mod features;
 pub mod method;
 pub mod plot;
 pub mod run;
+pub mod shift;
 pub mod target;
 
 use anyhow::{bail, Context, Result};
@@ -74,6 +75,10 @@ pub struct MethodResult {
     pub peers: Vec<String>,
     pub test_accuracy: Option<Stat>,
     pub online_accuracy: Option<Stat>,
+    /// Share of the gap between source-only and the oracle (both on every peer) this method
+    /// closes on the test set, `(acc − source) / (oracle − source)` on mean accuracies; present
+    /// when both ran and the oracle is ahead.
+    pub gap_closed: Option<f64>,
     pub runs: Vec<Outcome>,
 }
 
@@ -114,6 +119,52 @@ fn prepare(peers: &mut [PeerSession], target: &TargetData, source_train: &[f32])
     Ok(p)
 }
 
+/// Write what the adaptation sees as NPY files in `dir`, for analysis outside Tandem: per peer
+/// `K` (1-based) its features on the source training part (`peerK_source.npy`), the target
+/// stream (`peerK_stream.npy`) and the target test set (`peerK_test.npy`), each `[N, F]`
+/// float32, and its source head (`peerK_head_weight.npy` `[C, F]`, `peerK_head_bias.npy`
+/// `[C]`); the labels the target has (`stream_labels.npy`, `test_labels.npy`, int64).
+/// Returns the files written.
+pub fn write_features(
+    peers: &mut [PeerSession],
+    target: &TargetData,
+    source_train: &[f32],
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    use tandem_data::npy::{NpyArray, NpyData};
+    let prepared = prepare(peers, target, source_train)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut write = |name: String, shape: Vec<usize>, data: NpyData| -> Result<()> {
+        let path = dir.join(name);
+        let array = NpyArray::new(shape, data)?;
+        tandem_data::write_atomic(&path, &array.to_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+        Ok(())
+    };
+    let parts = [("source", &prepared.source), ("stream", &prepared.pool), ("test", &prepared.test)];
+    for (k, peer) in peers.iter().enumerate() {
+        for (part, features) in parts {
+            let f = &features[k];
+            write(format!("peer{}_{part}.npy", k + 1), vec![f.len(), f.dim], NpyData::F32(f.x.clone()))?;
+        }
+        let head = &peer.head;
+        write(
+            format!("peer{}_head_weight.npy", k + 1),
+            vec![head.classes, head.features],
+            NpyData::F32(head.weight.clone()),
+        )?;
+        write(format!("peer{}_head_bias.npy", k + 1), vec![head.classes], NpyData::F32(head.bias.clone()))?;
+    }
+    for (name, labels) in [("stream_labels", &target.stream.y), ("test_labels", &target.test.y)] {
+        if let Some(y) = labels {
+            write(format!("{name}.npy"), vec![y.len()], NpyData::I64(y.iter().map(|&v| v as i64).collect()))?;
+        }
+    }
+    Ok(written)
+}
+
 fn empty(peer: &PeerSession) -> Features {
     Features { dim: peer.head.features, x: Vec::new() }
 }
@@ -140,6 +191,7 @@ pub fn evaluate(
             peers: a.peers.iter().map(|&i| peers[i].name()).collect(),
             test_accuracy: None,
             online_accuracy: None,
+            gap_closed: None,
             runs: Vec::new(),
         })
         .collect();
@@ -147,8 +199,8 @@ pub fn evaluate(
     for &seed in seeds {
         let (pool, order) = target::make_stream(target, kind, seed)?;
         stream_len = order.len();
-        // Noise streams bring their own samples; others reuse the prepared pool features.
-        let pool_features: Vec<Features> = if matches!(kind, StreamKind::Noise { .. }) {
+        // Noise and drift streams bring their own samples; others reuse the pool's features.
+        let pool_features: Vec<Features> = if kind.makes_samples() {
             peers.iter_mut().map(|p| p.features(&pool.x)).collect::<Result<_>>()?
         } else {
             prepared.pool.clone()
@@ -164,6 +216,7 @@ pub fn evaluate(
         r.test_accuracy = Stat::of(&r.runs.iter().filter_map(|o| o.test_accuracy).collect::<Vec<_>>());
         r.online_accuracy = Stat::of(&r.runs.iter().filter_map(|o| o.online_accuracy).collect::<Vec<_>>());
     }
+    fill_gap_closed(arms, &mut results, peers.len());
     Ok(Report {
         target: target.name.clone(),
         test_part: target.test_part.into(),
@@ -173,6 +226,25 @@ pub fn evaluate(
         seeds: seeds.to_vec(),
         arms: results,
     })
+}
+
+/// Set [`MethodResult::gap_closed`] from the source-only and oracle arms on every peer.
+fn fill_gap_closed(arms: &[MethodOnPeers], results: &mut [MethodResult], peer_count: usize) {
+    let on_all = |a: &MethodOnPeers| a.peers.len() == peer_count;
+    let find = |pred: &dyn Fn(&MethodOnPeers) -> bool| {
+        arms.iter().zip(results.iter()).find(|(a, _)| on_all(a) && pred(a)).and_then(|(_, r)| r.test_accuracy)
+    };
+    let source = find(
+        &|a| matches!(&a.method.kind, MethodKind::Adapt(c) if c.adapters == tandem_adapt::Config::SOURCE_ONLY.adapters),
+    );
+    let oracle = find(&|a| matches!(a.method.kind, MethodKind::Oracle));
+    let (Some(source), Some(oracle)) = (source, oracle) else { return };
+    if oracle.mean <= source.mean {
+        return;
+    }
+    for r in results.iter_mut() {
+        r.gap_closed = r.test_accuracy.map(|t| (t.mean - source.mean) / (oracle.mean - source.mean));
+    }
 }
 
 fn task(
@@ -213,17 +285,17 @@ pub fn markdown(report: &Report) -> String {
         s.map_or("—".to_string(), |s| format!("{:.1} ± {:.1}", 100.0 * s.mean, 100.0 * s.std))
     };
     let mut out = String::from(
-        "| method | peers | online accuracy (%) | test accuracy (%) | rollbacks |\n|---|---|---|---|---|\n",
+        "| method | peers | online accuracy (%) | test accuracy (%) | gap closed | rollbacks |\n|---|---|---|---|---|---|\n",
     );
     for a in &report.arms {
         let rollbacks: u32 = a.runs.iter().map(|r| r.rollbacks).sum();
+        let gap = a.gap_closed.map_or("—".to_string(), |g| format!("{:.0} %", 100.0 * g));
         out += &format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {gap} | {rollbacks} |\n",
             a.method,
             a.peers.join(", "),
             pct(&a.online_accuracy),
             pct(&a.test_accuracy),
-            rollbacks
         );
     }
     out

@@ -9,6 +9,8 @@ use std::path::Path;
 use tandem_data::{self as data, held_out_halves, npy, Dataset, SplitBy, SplitRule};
 use tandem_runtime::ModelMeta;
 
+use super::shift::{SampleGeometry, Shift};
+
 /// Seed of the target's stream/validation/test split (fixed: the stream *order* varies).
 pub const TARGET_SPLIT_SEED: u64 = 7;
 /// Fractions of a target dataset held out for validation and for test.
@@ -35,13 +37,35 @@ pub struct RawSet {
 /// A target: the stream pool and the held-out set tested after the stream.
 #[derive(Debug, Clone)]
 pub struct TargetData {
-    /// For reports: the dataset name or file.
+    /// For reports: the dataset name or file (and the shift applied, if any).
     pub name: String,
     pub sample_len: usize,
+    /// Shape of one sample, channels first (`[1, 8, 8]`, `[6, 100]`).
+    pub sample_shape: Vec<usize>,
     pub stream: RawSet,
     pub test: RawSet,
     /// Where `test` came from (`test`, `validation`, ...).
     pub test_part: &'static str,
+    /// The stream pool before [`TargetData::with_shift`] shifted it (what a drift stream
+    /// starts from).
+    pub unshifted_stream: Option<Vec<f32>>,
+}
+
+impl TargetData {
+    /// The same target seen through `shift` (another scanner, sensor or mounting): the stream
+    /// pool and the test set are shifted; the shift's scale (value range, channel spread) is
+    /// measured on the unshifted pool.
+    pub fn with_shift(mut self, shift: &Shift) -> Result<Self> {
+        let geometry = SampleGeometry::measure(&self.sample_shape, &self.stream.x)
+            .with_context(|| format!("measuring {} for shift `{}`", self.name, shift.name))?;
+        let shifted = shift.apply(&geometry, &self.stream.x)?;
+        if !self.test.x.is_empty() {
+            self.test.x = shift.apply(&geometry, &self.test.x)?;
+        }
+        self.unshifted_stream = Some(std::mem::replace(&mut self.stream.x, shifted));
+        self.name = format!("{} + {}", self.name, shift.name);
+        Ok(self)
+    }
 }
 
 fn raw(d: &Dataset) -> RawSet {
@@ -66,9 +90,11 @@ pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Re
         return Ok(TargetData {
             name: format!("{name} (source test part)"),
             sample_len: test.sample_len(),
+            sample_shape: test.sample_shape.clone(),
             stream: raw(&stream),
             test: raw(&held_out),
             test_part: "source test part, other half",
+            unshifted_stream: None,
         });
     }
     let d = data::load(name).with_context(|| format!("loading target dataset {name}"))?;
@@ -83,9 +109,11 @@ pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Re
     Ok(TargetData {
         name: name.into(),
         sample_len: d.sample_len(),
+        sample_shape: d.sample_shape.clone(),
         stream: raw(&parts.train),
         test: raw(test),
         test_part,
+        unshifted_stream: None,
     })
 }
 
@@ -93,7 +121,8 @@ fn read_npy(path: &Path) -> Result<npy::NpyArray> {
     npy::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn read_samples(path: &Path, sample_len: usize) -> Result<Vec<f32>> {
+/// The samples of an NPY file and the shape of one sample.
+fn read_samples(path: &Path, sample_len: usize) -> Result<(Vec<f32>, Vec<usize>)> {
     let a = read_npy(path)?;
     let per: usize = a.shape.iter().skip(1).product();
     if a.shape.is_empty() || per != sample_len {
@@ -103,7 +132,7 @@ fn read_samples(path: &Path, sample_len: usize) -> Result<Vec<f32>> {
             a.shape
         );
     }
-    Ok(a.data.to_f32())
+    Ok((a.data.to_f32(), a.shape[1..].to_vec()))
 }
 
 fn read_labels(path: &Path, n: usize, classes: usize) -> Result<Vec<u8>> {
@@ -134,12 +163,12 @@ pub fn from_files(
     sample_len: usize,
     classes: usize,
 ) -> Result<TargetData> {
-    let x = read_samples(inputs, sample_len)?;
+    let (x, sample_shape) = read_samples(inputs, sample_len)?;
     let n = x.len() / sample_len.max(1);
     let y = labels.map(|l| read_labels(l, n, classes)).transpose()?;
     let test = match test {
         Some((t, tl)) => {
-            let x = read_samples(t, sample_len)?;
+            let (x, _) = read_samples(t, sample_len)?;
             let n = x.len() / sample_len.max(1);
             RawSet { y: Some(read_labels(tl, n, classes)?), x }
         }
@@ -148,9 +177,11 @@ pub fn from_files(
     Ok(TargetData {
         name: inputs.display().to_string(),
         sample_len,
+        sample_shape,
         stream: RawSet { x, y },
         test,
         test_part: "test file",
+        unshifted_stream: None,
     })
 }
 
@@ -163,20 +194,51 @@ pub enum StreamKind {
     OneClass { class: u8, len: usize },
     /// `len` samples of uniform noise over the value range of the pool (no labels).
     Noise { len: usize },
+    /// As many samples as the pool, `share` of them of one class and the rest drawn evenly
+    /// from the others (a class-skewed but mixed stream), with repetition.
+    Skew { class: u8, share: f32 },
+    /// The pool once, in a seeded order, with the target's shift ramping in along the stream:
+    /// sample `k` of `n` is `raw + k/(n−1) · (shifted − raw)` (a gradual drift; the test set
+    /// is fully shifted). Needs a shifted target ([`TargetData::with_shift`]).
+    Drift,
+}
+
+impl StreamKind {
+    /// True when the stream's samples are made for it (not a reordering of the pool), so
+    /// their features must be computed for each stream.
+    pub fn makes_samples(self) -> bool {
+        matches!(self, Self::Noise { .. } | Self::Drift)
+    }
 }
 
 impl std::str::FromStr for StreamKind {
     type Err = anyhow::Error;
-    /// `normal`, `one-class:CLASS:LEN` or `noise:LEN`.
+    /// `normal`, `one-class:CLASS:LEN`, `noise:LEN`, `skew:CLASS:SHARE` or `drift`.
     fn from_str(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split(':').collect();
         let num =
             |t: &str| t.parse::<usize>().with_context(|| format!("`{t}` in stream `{s}` is not a number"));
+        let class = |t: &str| {
+            num(t).and_then(|c| {
+                u8::try_from(c).with_context(|| format!("class {c} in stream `{s}` is too large"))
+            })
+        };
         Ok(match parts.as_slice() {
             ["normal"] => Self::Normal,
-            ["one-class", c, n] => Self::OneClass { class: num(c)? as u8, len: num(n)? },
+            ["one-class", c, n] => Self::OneClass { class: class(c)?, len: num(n)? },
             ["noise", n] => Self::Noise { len: num(n)? },
-            _ => bail!("stream `{s}`: expected normal, one-class:CLASS:LEN or noise:LEN"),
+            ["skew", c, share] => {
+                let share: f32 =
+                    share.parse().with_context(|| format!("`{share}` in stream `{s}` is not a number"))?;
+                if !(0.0..1.0).contains(&share) {
+                    bail!("stream `{s}`: the share must lie in [0, 1)");
+                }
+                Self::Skew { class: class(c)?, share }
+            }
+            ["drift"] => Self::Drift,
+            _ => bail!(
+                "stream `{s}`: expected normal, one-class:CLASS:LEN, noise:LEN, skew:CLASS:SHARE or drift"
+            ),
         })
     }
 }
@@ -197,6 +259,12 @@ impl StreamRng {
     }
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.0.random::<f32>()
+    }
+    /// A standard normal draw (Box–Muller).
+    pub fn normal(&mut self) -> f32 {
+        let u1 = self.0.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2 = self.0.random::<f64>();
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
     }
 }
 
@@ -219,6 +287,34 @@ pub fn make_stream(target: &TargetData, kind: StreamKind, seed: u64) -> Result<(
             }
             let order = (0..len).map(|_| members[rng.below(members.len())]).collect();
             Ok((target.stream.clone(), order))
+        }
+        StreamKind::Skew { class, share } => {
+            let y = target.stream.y.as_ref().context("a skewed stream needs labelled target samples")?;
+            let (members, others): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| y[i] == class);
+            if members.is_empty() || others.is_empty() {
+                bail!("a stream skewed to class {class} needs samples of it and of other classes");
+            }
+            let order = (0..n)
+                .map(|_| {
+                    let pick = if rng.uniform(0.0, 1.0) < share { &members } else { &others };
+                    pick[rng.below(pick.len())]
+                })
+                .collect();
+            Ok((target.stream.clone(), order))
+        }
+        StreamKind::Drift => {
+            let raw = target.unshifted_stream.as_ref().context("a drift stream needs a shift (--shift)")?;
+            let mut order: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut order);
+            let per = target.sample_len;
+            let mut x = Vec::with_capacity(n * per);
+            for (k, &i) in order.iter().enumerate() {
+                let t = k as f32 / (n.max(2) - 1) as f32;
+                let (from, to) = (&raw[i * per..(i + 1) * per], &target.stream.x[i * per..(i + 1) * per]);
+                x.extend(from.iter().zip(to).map(|(a, b)| a + t * (b - a)));
+            }
+            let y = target.stream.y.as_ref().map(|y| order.iter().map(|&i| y[i]).collect());
+            Ok((RawSet { x, y }, (0..n).collect()))
         }
         StreamKind::Noise { len } => {
             let (lo, hi) = target
