@@ -108,9 +108,15 @@ pub fn training_split(name: &str, rule: &SplitRule) -> Result<Splits, DataError>
 
 /// The test part of a training split cut in two for experiments that need both a stream and a
 /// held-out set the peers never saw: `(stream, held_out)`, stratified (or by subject) with
-/// the rule's seed, half each.
+/// the rule's seed, half each. A part holding one subject only is cut stratified by class.
 pub fn held_out_halves(test: &Dataset, rule: &SplitRule) -> Result<(Dataset, Dataset), DataError> {
-    let parts = if test.groups.is_some() && rule.by == SplitBy::Subject {
+    let subjects = test.groups.as_ref().map_or(0, |g| {
+        let mut s: Vec<u8> = g.iter().map(|g| g.subject).collect();
+        s.sort_unstable();
+        s.dedup();
+        s.len()
+    });
+    let parts = if subjects >= 2 && rule.by == SplitBy::Subject {
         test.split_by_subject(rule.seed, 0.0, 0.5)?
     } else {
         test.split(rule.seed, 0.0, 0.5)?

@@ -102,6 +102,10 @@ pub struct Args {
     /// the target labels as NPY files into this folder, then stop (for analysis elsewhere).
     #[arg(long)]
     pub features_out: Option<PathBuf>,
+    /// Write the target (after --shift) as a recording, `x.npy`, `y.npy`, `test.npy`,
+    /// `test_labels.npy`, into this folder, then stop: `--target DIR/x.npy ...` replays it.
+    #[arg(long)]
+    pub recording_out: Option<PathBuf>,
 }
 
 fn after_help() -> String {
@@ -167,6 +171,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut target = load_target(&args, &peers, &source)?;
     if let Some(shift) = &args.shift {
         target = target.with_shift(shift)?;
+    }
+    if let Some(dir) = &args.recording_out {
+        let files = target.write_recording(dir)?;
+        eprintln!("wrote {} NPY files to {}", files.len(), dir.display());
+        return Ok(());
     }
     let source_train = target::source_train(&source)?;
     if let Some(dir) = &args.features_out {

@@ -66,6 +66,38 @@ impl TargetData {
         self.name = format!("{} + {}", self.name, shift.name);
         Ok(self)
     }
+
+    /// Write the target as a user's recording, NPY files in `dir` that `--target x.npy
+    /// --target-labels y.npy --test test.npy --test-labels test_labels.npy` reads back: the
+    /// stream pool `x.npy` (`[N, ...sample shape]`, float32) and its labels `y.npy` (int64),
+    /// and the test set. Returns the files written.
+    pub fn write_recording(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+        use tandem_data::npy::{NpyArray, NpyData};
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut written = Vec::new();
+        for (x_name, y_name, set) in [("x", "y", &self.stream), ("test", "test_labels", &self.test)] {
+            if set.x.is_empty() {
+                continue;
+            }
+            let n = set.x.len() / self.sample_len.max(1);
+            let mut shape = vec![n];
+            shape.extend(&self.sample_shape);
+            let mut arrays = vec![(x_name, NpyArray::new(shape, NpyData::F32(set.x.clone()))?)];
+            if let Some(y) = &set.y {
+                arrays.push((
+                    y_name,
+                    NpyArray::new(vec![n], NpyData::I64(y.iter().map(|&v| v as i64).collect()))?,
+                ));
+            }
+            for (name, array) in arrays {
+                let path = dir.join(format!("{name}.npy"));
+                data::write_atomic(&path, &array.to_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
 }
 
 fn raw(d: &Dataset) -> RawSet {
@@ -79,21 +111,27 @@ pub fn source_train(source: &Source) -> Result<Dataset> {
 
 /// A cached dataset as the target. When it is the peers' own source dataset (a no-shift
 /// stream), the stream and the test set are the two halves of the source's test part (never
-/// trained on). Otherwise the dataset is split (stratified, or by subject for IMU) into
+/// trained on; its validation part with `validation = true`). Otherwise the dataset is split (stratified, or by subject for IMU) into
 /// stream / validation / test; `validation = true` tests on the validation part (for tuning)
 /// instead of the test part.
 pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Result<TargetData> {
     if let Some(src) = source.filter(|s| s.dataset == name) {
         let rule = crate::source::rule_for(name, src.meta)?;
-        let test = crate::source::test_part(name, src.meta)?;
+        let splits = crate::source::splits(name, src.meta)?;
+        // Tuning streams the validation part (the peers never trained on it); tables the test part.
+        let (test, part, test_part) = if validation {
+            (splits.val, "validation", "source validation part, other half")
+        } else {
+            (splits.test, "test", "source test part, other half")
+        };
         let (stream, held_out) = held_out_halves(&test, &rule)?;
         return Ok(TargetData {
-            name: format!("{name} (source test part)"),
+            name: format!("{name} (source {part} part)"),
             sample_len: test.sample_len(),
             sample_shape: test.sample_shape.clone(),
             stream: raw(&stream),
             test: raw(&held_out),
-            test_part: "source test part, other half",
+            test_part,
             unshifted_stream: None,
         });
     }
