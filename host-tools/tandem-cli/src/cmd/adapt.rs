@@ -42,6 +42,10 @@ pub struct Args {
     /// `sensor-noise:S`; 6-axis series `rotate90`, `mirror`, `axes:y,-x,z`.
     #[arg(long)]
     pub shift: Option<Shift>,
+    /// A continual stream: the source domain, then the target, then the target through each of
+    /// these shifts (comma separated), then the source domain again; tested on the source domain.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["shift", "test"])]
+    pub continual: Vec<Shift>,
     /// Stream orders to run (seeds), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub seeds: Vec<u64>,
@@ -168,7 +172,11 @@ pub fn run(args: Args) -> Result<()> {
         .or_else(|| tandem_harness::source::dataset_of(Some(&meta)))
         .context("the peers' sidecar names no source dataset: pass --source NAME")?;
     let source = Source { dataset: &source_name, meta: Some(&meta) };
-    let mut target = load_target(&args, &peers, &source)?;
+    let mut target = if args.continual.is_empty() {
+        load_target(&args, &peers, &source)?
+    } else {
+        target::continual(&source, &args.target, &args.continual, args.validation)?
+    };
     if let Some(shift) = &args.shift {
         target = target.with_shift(shift)?;
     }

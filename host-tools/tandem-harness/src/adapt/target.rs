@@ -49,6 +49,9 @@ pub struct TargetData {
     /// The stream pool before [`TargetData::with_shift`] shifted it (what a drift stream
     /// starts from).
     pub unshifted_stream: Option<Vec<f32>>,
+    /// Lengths of consecutive segments of the pool that stream one after the other (each in
+    /// its own seeded order): a continual stream. `None`: the whole pool is one segment.
+    pub segments: Option<Vec<usize>>,
 }
 
 impl TargetData {
@@ -133,6 +136,7 @@ pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Re
             test: raw(&held_out),
             test_part,
             unshifted_stream: None,
+            segments: None,
         });
     }
     let d = data::load(name).with_context(|| format!("loading target dataset {name}"))?;
@@ -152,6 +156,46 @@ pub fn from_dataset(name: &str, source: Option<&Source>, validation: bool) -> Re
         test: raw(test),
         test_part,
         unshifted_stream: None,
+        segments: None,
+    })
+}
+
+/// A continual stream: the source domain (one half of the source's held-out part), then the
+/// target `name`, then the target seen through each of `shifts` in turn, then the source domain
+/// again (the same half, in another order); tested on the other half of the source's held-out
+/// part, i.e. on the source domain the stream returns to. Each segment streams in its own
+/// seeded order. `validation` takes the validation parts instead of the test parts.
+pub fn continual(source: &Source, name: &str, shifts: &[Shift], validation: bool) -> Result<TargetData> {
+    let home = from_dataset(source.dataset, Some(source), validation)?;
+    let away = from_dataset(name, Some(source), validation)?;
+    if away.sample_len != home.sample_len {
+        bail!("{name} has {} values per sample, the source {}", away.sample_len, home.sample_len);
+    }
+    let mut pieces = vec![home.stream.clone(), away.stream.clone()];
+    for shift in shifts {
+        pieces.push(away.clone().with_shift(shift)?.stream);
+    }
+    pieces.push(home.stream.clone());
+    let mut stream = RawSet { x: Vec::new(), y: Some(Vec::new()) };
+    let mut segments = Vec::new();
+    for piece in pieces {
+        segments.push(piece.x.len() / home.sample_len.max(1));
+        stream.x.extend_from_slice(&piece.x);
+        stream.y = stream.y.zip(piece.y).map(|(mut a, b)| {
+            a.extend(b);
+            a
+        });
+    }
+    let names: Vec<&str> = shifts.iter().map(|s| s.name.as_str()).collect();
+    Ok(TargetData {
+        name: format!("continual: {} → {name} → {} → {}", source.dataset, names.join(" → "), source.dataset),
+        sample_len: home.sample_len,
+        sample_shape: home.sample_shape.clone(),
+        stream,
+        test: home.test,
+        test_part: home.test_part,
+        unshifted_stream: None,
+        segments: Some(segments),
     })
 }
 
@@ -220,6 +264,7 @@ pub fn from_files(
         test,
         test_part: "test file",
         unshifted_stream: None,
+        segments: None,
     })
 }
 
@@ -313,8 +358,18 @@ pub fn make_stream(target: &TargetData, kind: StreamKind, seed: u64) -> Result<(
     let n = target.stream.x.len() / target.sample_len.max(1);
     match kind {
         StreamKind::Normal => {
-            let mut order: Vec<usize> = (0..n).collect();
-            rng.shuffle(&mut order);
+            let mut order = Vec::with_capacity(n);
+            let single = [n];
+            let mut start = 0;
+            for &len in target.segments.as_deref().unwrap_or(&single) {
+                let mut part: Vec<usize> = (start..start + len).collect();
+                rng.shuffle(&mut part);
+                order.extend(part);
+                start += len;
+            }
+            if start != n {
+                bail!("the stream's segments cover {start} samples, the pool has {n}");
+            }
             Ok((target.stream.clone(), order))
         }
         StreamKind::OneClass { class, len } => {
