@@ -1,4 +1,4 @@
-//! `tandem`: distil, export, inspect, quantize, pack, check, benchmark, adapt and demo.
+//! `tandem`: distil, export, import, inspect, quantize, pack, check, benchmark, adapt and demo.
 
 use clap::{Parser, Subcommand};
 mod cmd;
@@ -22,6 +22,8 @@ enum Command {
     Distill(cmd::distill::Args),
     /// Export a distilled peer checkpoint to ONNX plus its peer.toml sidecar.
     Export(cmd::export::Args),
+    /// Make a foreign ONNX classifier a peer: its last linear layer becomes the adaptable head.
+    Import(cmd::import::Args),
     /// Describe a model: inputs/outputs, ops, parameters, MACs, which backends run it.
     Inspect(cmd::inspect::Args),
     /// Run the same inputs through every available backend and compare the outputs.
@@ -48,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Data(args) => cmd::data::run(args),
         Command::Distill(args) => cmd::distill::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Import(args) => cmd::import::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -17,6 +17,7 @@ pub mod baseline;
 pub mod calib;
 pub mod demo;
 pub mod fixture;
+pub mod import;
 pub mod node;
 pub mod parity;
 pub mod source;

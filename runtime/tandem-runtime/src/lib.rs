@@ -14,7 +14,7 @@
 //!
 //! With the `tooling` feature (off by default; host tools, tests and fuzzing turn it on) the
 //! crate also carries what a deployed application does not need: `onnx_builder`,
-//! `conformance`, `fuzzing`, `bench` and `inspect`.
+//! `conformance`, `fuzzing`, `bench`, `import` and `inspect`.
 
 #[cfg(feature = "ort")]
 pub mod backend_ort;
@@ -28,6 +28,8 @@ pub mod error;
 #[cfg(feature = "tooling")]
 pub mod fuzzing;
 pub mod head;
+#[cfg(feature = "tooling")]
+pub mod import;
 #[cfg(feature = "tooling")]
 pub mod inspect;
 pub mod metadata;

@@ -183,3 +183,117 @@ pub fn shaped_peer(dims: &[usize], features: usize, classes: usize) -> Vec<u8> {
         )
         .build()
 }
+
+/// How another toolchain writes a classifier's last layer (see [`with_foreign_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignHead {
+    /// Keras / TF2ONNX style: `MatMul` by a `[features, classes]` Constant node, `Add` of a
+    /// Constant bias, then `Softmax`; one output, the probabilities.
+    KerasMatMulAddSoftmax,
+    /// PyTorch style: a `Gemm` named `/fc/Gemm` with `transB = 1`, `alpha = 0.5` and `beta = 2`
+    /// (weights pre-scaled so the logits do not change), initializers `fc.weight`/`fc.bias`;
+    /// one output, the logits.
+    TorchGemm,
+}
+
+/// A Tandem peer (`bytes`, with its `head` and `features` output) rewritten as another
+/// toolchain would have exported the same classifier: the `features` output is gone and the
+/// head is written in `style`. The function computed is unchanged; `tandem import` must get the
+/// peer back.
+pub fn with_foreign_head(bytes: &[u8], style: ForeignHead) -> Result<Vec<u8>, crate::RuntimeError> {
+    let model = crate::OnnxModel::decode(bytes)?;
+    let head = crate::HeadWeights::from_model(&model)
+        .map_err(|e| crate::RuntimeError::InvalidModel { message: e.to_string() })?;
+    let mut proto = model.proto().clone();
+    let graph = proto.graph.as_mut().expect("decoded models have a graph");
+    let (classes, features) = (head.classes, head.features);
+    graph.node.retain(|n| n.name != crate::head::HEAD_NODE);
+    graph.initializer.retain(|t| t.name != "head.weight" && t.name != "head.bias");
+    let tensor = |shape: Vec<usize>, v: Vec<f32>| Tensor::new(shape, v).expect("sizes match");
+    let node =
+        |op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>| NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            attribute,
+            ..Default::default()
+        };
+    let int = |name: &str, i: i64| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    };
+    let float = |name: &str, f: f32| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    };
+    let constant = |name: &str, t: &Tensor| {
+        let value = AttributeProto {
+            name: "value".into(),
+            r#type: AttributeType::Tensor as i32,
+            t: Some(tensor_to_proto("", t)),
+            ..Default::default()
+        };
+        node("Constant", &format!("{name}_const"), &[], &[name], vec![value])
+    };
+    let output = match style {
+        ForeignHead::KerasMatMulAddSoftmax => {
+            let mut transposed = vec![0.0; classes * features];
+            for c in 0..classes {
+                for f in 0..features {
+                    transposed[f * classes + c] = head.weight[c * features + f];
+                }
+            }
+            graph.node.push(constant("dense/kernel", &tensor(vec![features, classes], transposed)));
+            graph.node.push(constant("dense/bias", &tensor(vec![classes], head.bias.clone())));
+            graph.node.push(node(
+                "MatMul",
+                "dense/MatMul",
+                &[&head.input, "dense/kernel"],
+                &["dense/MatMul:0"],
+                vec![],
+            ));
+            graph.node.push(node(
+                "Add",
+                "dense/BiasAdd",
+                &["dense/MatMul:0", "dense/bias"],
+                &["dense/BiasAdd:0"],
+                vec![],
+            ));
+            graph.node.push(node(
+                "Softmax",
+                "dense/Softmax",
+                &["dense/BiasAdd:0"],
+                &["probabilities"],
+                vec![int("axis", -1)],
+            ));
+            "probabilities"
+        }
+        ForeignHead::TorchGemm => {
+            graph.initializer.push(tensor_to_proto(
+                "fc.weight",
+                &tensor(vec![classes, features], head.weight.iter().map(|w| w * 2.0).collect()),
+            ));
+            graph.initializer.push(tensor_to_proto(
+                "fc.bias",
+                &tensor(vec![classes], head.bias.iter().map(|b| b * 0.5).collect()),
+            ));
+            let attrs = vec![int("transB", 1), float("alpha", 0.5), float("beta", 2.0)];
+            graph.node.push(node(
+                "Gemm",
+                "/fc/Gemm",
+                &[&head.input, "fc.weight", "fc.bias"],
+                &["output"],
+                attrs,
+            ));
+            "output"
+        }
+    };
+    let n = Dim::Symbolic("N".into());
+    graph.output = vec![value_info(output, TensorDtype::F32, &[n, Dim::Fixed(classes)])];
+    Ok(proto.encode_to_vec())
+}

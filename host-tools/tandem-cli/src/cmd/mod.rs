@@ -10,6 +10,7 @@ pub mod distill;
 pub mod export;
 #[cfg(feature = "ros")]
 pub mod fleet_merge;
+pub mod import;
 pub mod inspect;
 #[cfg(feature = "ros")]
 pub mod node;

@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 
 /// Seed of the sensor noise a shift adds (fixed: the same recording every run).
-const NOISE_SEED: u64 = 0x5eed_0f_5e45;
+const NOISE_SEED: u64 = 0x5EED_0F5E;
 
 /// One transformation of a sample.
 #[derive(Debug, Clone, PartialEq)]
