@@ -31,6 +31,7 @@ mod pins;
 mod rng;
 mod split;
 pub mod uci;
+pub mod user;
 
 use std::path::PathBuf;
 

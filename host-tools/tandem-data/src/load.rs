@@ -30,7 +30,8 @@ pub fn load(name: &str) -> Result<Dataset, DataError> {
     load_from(&Cache::from_env(), name)
 }
 
-/// Loads dataset `name` from `cache`. See [`DATASETS`] and docs/DATA.md for what each holds.
+/// Loads dataset `name` from `cache`. See [`DATASETS`] and docs/DATA.md for what each holds; a
+/// folder path loads the user's own data ([`super::user`]).
 pub fn load_from(cache: &Cache, name: &str) -> Result<Dataset, DataError> {
     match name {
         "mnist" | "mnist8" => mnist(cache, name),
@@ -41,7 +42,11 @@ pub fn load_from(cache: &Cache, name: &str) -> Result<Dataset, DataError> {
         "fashion-mnist" => fashion(cache, name, &["train", "test"]),
         "fashion-mnist-train" => fashion(cache, name, &["train"]),
         "fashion-mnist-test" => fashion(cache, name, &["test"]),
-        _ => Err(DataError::UnknownName { name: name.into(), known: DATASETS.join(", ") }),
+        _ if super::user::is_user_data(name) => super::user::load(std::path::Path::new(name)),
+        _ => Err(DataError::UnknownName {
+            name: name.into(),
+            known: format!("{}, or a folder of your own data (docs/DATA.md)", DATASETS.join(", ")),
+        }),
     }
 }
 

@@ -256,7 +256,7 @@ pub fn run(args: Args) -> Result<()> {
 
 fn load_target(args: &Args, peers: &[PeerSession], source: &Source) -> Result<TargetData> {
     let path = PathBuf::from(&args.target);
-    if args.target.ends_with(".npy") || path.exists() {
+    if args.target.ends_with(".npy") || path.is_file() {
         let test = args.test.as_deref().zip(args.test_labels.as_deref());
         return target::from_files(
             &path,
