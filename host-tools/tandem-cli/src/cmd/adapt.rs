@@ -17,7 +17,8 @@ pub struct Args {
     /// Peer models (ONNX, each with its peer.toml sidecar), comma separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub peers: Vec<PathBuf>,
-    /// Target: a dataset name (see `tandem data list`) or an NPY file of raw samples `[N, ...]`.
+    /// Target: a dataset name (see `tandem data list`), a data folder (docs/DATA.md) or an NPY
+    /// file of raw samples `[N, ...]`.
     #[arg(long)]
     pub target: String,
     /// Integer labels `[N]` of an NPY target (used only to report accuracy).

@@ -11,7 +11,8 @@ use tandem_train::{report, source, Arch, DistillConfig};
 /// Arguments of `tandem distill`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset to train on (`tandem data list`): mnist8, imu-right, fashion-mnist, ...
+    /// Dataset to train on (`tandem data list`: mnist8, imu-right, fashion-mnist, ...) or a folder
+    /// of your own data (an NPY pair, an image folder or recordings; docs/DATA.md).
     #[arg(long)]
     pub data: String,
     /// Comma-separated architectures, one per peer: mlp8, cnn8, imu1d, fashion-cnn.

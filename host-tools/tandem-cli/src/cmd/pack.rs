@@ -12,8 +12,8 @@ pub struct Args {
     /// The ONNX peer (its `peer.toml` sidecar, if present, supplies output names and input
     /// normalisation).
     pub model: PathBuf,
-    /// Calibration data: a dataset name (`mnist8`, `imu-right`, ...; its training split) or
-    /// an NPY file of raw samples `[N, ...]`.
+    /// Calibration data: a dataset name (`mnist8`, `imu-right`, ...) or a data folder (its
+    /// training split), or an NPY file of raw samples `[N, ...]`.
     #[arg(long)]
     pub calib: String,
     /// `cortex-m4` or `cortex-m7`.
