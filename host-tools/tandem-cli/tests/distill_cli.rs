@@ -118,3 +118,50 @@ fn exporting_a_bad_checkpoint_fails_cleanly() {
     assert!(!stderr(&out).contains("panicked"));
     assert!(!onnx.exists(), "nothing is written for a bad checkpoint");
 }
+
+#[test]
+fn a_teacher_adds_its_term_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist8/peer1-cnn8/peer.onnx");
+    let run = |name: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(name);
+        let mut args =
+            vec!["distill", "--data", "mnist8", "--cohort", "mlp8,mlp8", "--independent", "--epochs", "1"];
+        args.extend(["--limit", "500", "--quiet", "--out", out_dir.to_str().unwrap()]);
+        args.extend(extra);
+        let out = tandem(&args, None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("metrics.json")).unwrap()).unwrap();
+        metrics
+    };
+    let alone = run("alone", &[]);
+    let taught = run("taught", &["--teacher", teacher.to_str().unwrap(), "--teacher-weight", "2"]);
+    let kl = |m: &serde_json::Value| m["epochs"][0]["peers"][0]["train_kl"].as_f64().unwrap();
+    assert_eq!(kl(&alone), 0.0, "independent peers have no KL term");
+    assert!(kl(&taught) > 0.0, "the teacher's term is there");
+    let spec = &taught["config"]["teacher"];
+    assert_eq!(spec["weight"], 2.0);
+    let bytes = std::fs::read(&teacher).unwrap();
+    assert_eq!(spec["sha256"].as_str().unwrap(), tandem_data::sha256_hex(&bytes));
+    // A teacher without a sidecar is refused with the way to make one.
+    let bare = dir.path().join("bare.onnx");
+    std::fs::copy(&teacher, &bare).unwrap();
+    let out = tandem(
+        &[
+            "distill",
+            "--data",
+            "mnist8",
+            "--cohort",
+            "mlp8,mlp8",
+            "--epochs",
+            "1",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+            "--teacher",
+            bare.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success() && stderr(&out).contains("tandem import"), "{}", stderr(&out));
+}

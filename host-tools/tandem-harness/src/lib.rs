@@ -21,3 +21,4 @@ pub mod import;
 pub mod node;
 pub mod parity;
 pub mod source;
+pub mod teacher;

@@ -55,6 +55,9 @@ pub struct TrainData {
     /// The rule `train`, `val` and `test` were cut by (`None` for samples handed in
     /// directly); recorded in the peers' provenance.
     pub split: Option<tandem_data::SplitRule>,
+    /// A teacher's logits on the training samples (`train.len() × classes`, row-major), when
+    /// the cohort learns from a teacher as well ([`crate::DistillConfig::teacher`]).
+    pub teacher_logits: Option<Vec<f32>>,
 }
 
 /// Problems with the data handed to training.
@@ -70,6 +73,10 @@ pub enum DataError {
     Label { split: &'static str, index: usize, label: u8, classes: usize },
     #[error("samples have {found} values but `{arch}` takes {expected}")]
     InputSize { arch: String, expected: usize, found: usize },
+    #[error("the teacher's logits hold {values} values, {samples} training samples × {classes} classes need {expected}")]
+    TeacherLogits { values: usize, samples: usize, classes: usize, expected: usize },
+    #[error("the teacher's logit {index} is not finite")]
+    TeacherNonFinite { index: usize },
 }
 
 impl TrainData {
@@ -77,6 +84,20 @@ impl TrainData {
     pub fn validate(&self) -> Result<(), DataError> {
         for (split, s) in [("train", &self.train), ("validation", &self.val), ("test", &self.test)] {
             check_split(split, s, self.sample_len, self.labels.len())?;
+        }
+        if let Some(t) = &self.teacher_logits {
+            let (samples, classes) = (self.train.len(), self.labels.len());
+            if t.len() != samples * classes {
+                return Err(DataError::TeacherLogits {
+                    values: t.len(),
+                    samples,
+                    classes,
+                    expected: samples * classes,
+                });
+            }
+            if let Some(index) = t.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::TeacherNonFinite { index });
+            }
         }
         Ok(())
     }

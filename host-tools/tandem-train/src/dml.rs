@@ -4,6 +4,8 @@
 //! Loss of peer k on a batch: `CE(y, p_k) + λ · mean_{j≠k} T² · KL(p_j^T ‖ p_k^T)`, where `p^T` is
 //! the softmax at temperature T and the other peers' predictions `p_j` carry no gradient. With
 //! `independent` the KL term is dropped: the same peers, data order and schedule, trained alone.
+//! With a teacher (its logits on the training samples, computed once) every peer also gets
+//! `λ_t · T² · KL(p_teacher^T ‖ p_k^T)`: teacher + mutual students, or classic KD when independent.
 //!
 //! Layout of the output directory:
 //! - `peer{k}-{arch}.safetensors`: the best checkpoint of peer k (highest validation accuracy);
@@ -55,6 +57,21 @@ pub struct DistillConfig {
     pub weight_decay: f64,
     /// Train on at most this many training samples (small runs for tests and smoke checks).
     pub limit: Option<usize>,
+    /// A teacher whose soft labels every peer also learns from (its logits come with the data,
+    /// [`TrainData::teacher_logits`]).
+    #[serde(default)]
+    pub teacher: Option<TeacherSpec>,
+}
+
+/// The teacher of a run: which model, and the weight of its KL term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherSpec {
+    /// The teacher's ONNX file, as given.
+    pub model: String,
+    /// SHA-256 of that file.
+    pub sha256: String,
+    /// λ_t, the weight of `T² · KL(teacher ‖ peer)`.
+    pub weight: f64,
 }
 
 impl DistillConfig {
@@ -72,6 +89,7 @@ impl DistillConfig {
             lr: 2e-3,
             weight_decay: 1e-4,
             limit: None,
+            teacher: None,
         }
     }
 
@@ -106,13 +124,17 @@ impl DistillConfig {
         if self.limit == Some(0) {
             return bad("--limit must be at least 1");
         }
+        if self.teacher.as_ref().is_some_and(|t| !(t.weight.is_finite() && t.weight >= 0.0)) {
+            return bad("--teacher-weight must be a non-negative number");
+        }
         Ok(())
     }
 
     /// The first setting that differs between a saved run and this one, ignoring `epochs`
     /// (a resumed run may be extended).
     fn mismatch(&self, saved: &DistillConfig) -> Option<(&'static str, String, String)> {
-        let pairs: [(&'static str, String, String); 10] = [
+        let teacher = |c: &DistillConfig| format!("{:?}", c.teacher.as_ref().map(|t| (&t.sha256, t.weight)));
+        let pairs: [(&'static str, String, String); 11] = [
             ("data", saved.data.clone(), self.data.clone()),
             ("cohort", format!("{:?}", saved.cohort), format!("{:?}", self.cohort)),
             ("seed", saved.seed.to_string(), self.seed.to_string()),
@@ -123,6 +145,7 @@ impl DistillConfig {
             ("lr", saved.lr.to_string(), self.lr.to_string()),
             ("weight decay", saved.weight_decay.to_string(), self.weight_decay.to_string()),
             ("limit", format!("{:?}", saved.limit), format!("{:?}", self.limit)),
+            ("teacher", teacher(saved), teacher(self)),
         ];
         pairs.into_iter().find(|(_, a, b)| a != b)
     }
@@ -175,7 +198,7 @@ pub struct PeerEpoch {
     /// Mean total loss (CE + λ·KL) over the epoch's batches.
     pub train_loss: f64,
     pub train_ce: f64,
-    /// Mean T²-scaled KL term (0 when independent).
+    /// Mean T²-scaled KL terms, mutual plus teacher (0 when independent without a teacher).
     pub train_kl: f64,
     pub train_accuracy: f64,
     pub val_loss: f64,
@@ -286,6 +309,15 @@ pub fn dml_losses(
         out.push((total, ce, kl));
     }
     Ok(out)
+}
+
+/// `T² · KL(softmax(teacher/T) ‖ softmax(z/T))`, the batch mean: the teacher term of a peer's
+/// loss (`teacher` is a `[N, classes]` tensor of logits; it carries no gradient).
+pub fn teacher_kl(z: &Tensor, teacher: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
+    let n = z.dim(0)? as f64;
+    let log_p = log_softmax(&(teacher.detach() / temperature)?, D::Minus1)?;
+    let log_q = log_softmax(&(z / temperature)?, D::Minus1)?;
+    (log_p.exp()? * (log_p - log_q)?)?.sum_all()? * (temperature * temperature / n)
 }
 
 /// Mean cross-entropy and accuracy of `peer` on normalised samples.
@@ -454,15 +486,27 @@ pub fn distill(
     std::fs::create_dir_all(out).map_err(io(out))?;
     let state_path = out.join(STATE_FILE);
 
-    let train = match config.limit {
+    if config.teacher.is_some() != data.teacher_logits.is_some() {
+        return Err(DistillError::Option(
+            "a teacher needs its logits on the training samples, and only then".into(),
+        ));
+    }
+    let (train, teacher_logits) = match config.limit {
         Some(n) => {
             // Splits may be ordered by class: a seeded random subset keeps every class.
             let mut indices = epoch_order(config.seed, 0, data.train.len());
             indices.truncate(n);
             indices.sort_unstable();
-            data.train.select(&indices, data.sample_len)
+            let rows = data.teacher_logits.as_ref().map(|t| {
+                indices
+                    .iter()
+                    .flat_map(|&i| &t[i * classes..(i + 1) * classes])
+                    .copied()
+                    .collect::<Vec<f32>>()
+            });
+            (data.train.select(&indices, data.sample_len), rows)
         }
-        None => data.train.clone(),
+        None => (data.train.clone(), data.teacher_logits.clone()),
     };
     let channels = cohort_channels(&config.cohort, classes);
     let norm = data::fit_normalisation(&train.x, data.sample_len, channels);
@@ -565,8 +609,18 @@ pub fn distill(
                 .map(|p| p.forward(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))
                 .collect::<Result<_, _>>()?;
             let logits: Vec<Tensor> = outs.iter().map(|o| o.logits.clone()).collect();
-            let losses =
+            let mut losses =
                 dml_losses(&logits, &labels, config.temperature, config.lambda, !config.independent)?;
+            if let (Some(spec), Some(t)) = (&config.teacher, &teacher_logits) {
+                let rows: Vec<f32> =
+                    idx.iter().flat_map(|&i| &t[i * classes..(i + 1) * classes]).copied().collect();
+                let teacher = Tensor::from_vec(rows, (idx.len(), classes), &Device::Cpu)?;
+                for (z, (total, _, kl)) in logits.iter().zip(&mut losses) {
+                    let term = teacher_kl(z, &teacher, config.temperature)?;
+                    *total = (&*total + (&term * spec.weight)?)?;
+                    *kl = (&*kl + &term)?;
+                }
+            }
             let mut batch_losses = Vec::with_capacity(k);
             for (p, (total, c, d)) in losses.iter().enumerate() {
                 let value = total.to_scalar::<f32>()?;
@@ -738,6 +792,31 @@ mod tests {
         assert_eq!(alone[0].2.to_scalar::<f32>().unwrap(), 0.0);
         let same = dml_losses(&[z1.clone(), z1.clone()], &y, temperature, 0.5, true).unwrap();
         assert!(same[0].2.to_scalar::<f32>().unwrap().abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_teacher_term_is_a_scaled_kl_and_vanishes_for_an_equal_student() {
+        let temperature = 2.0;
+        let (z, teacher) = (t(&[[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]), t(&[[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]));
+        let soft = |row: [f32; 3]| {
+            let e: Vec<f64> = row.iter().map(|v| (*v as f64 / temperature).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect::<Vec<_>>()
+        };
+        let expected: f64 = [([1.0f32, 0.0, -1.0], [0.0f32, 2.0, 0.0]), ([0.5, 0.5, 0.0], [1.0, 0.0, 0.0])]
+            .iter()
+            .map(|(zr, tr)| {
+                let (q, p) = (soft(*zr), soft(*tr));
+                p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum::<f64>()
+            })
+            .sum::<f64>()
+            * temperature
+            * temperature
+            / 2.0;
+        let got = teacher_kl(&z, &teacher, temperature).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        let zero = teacher_kl(&z, &z, temperature).unwrap().to_scalar::<f32>().unwrap();
+        assert!(zero.abs() < 1e-6);
     }
 
     #[test]

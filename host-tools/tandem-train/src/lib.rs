@@ -16,5 +16,5 @@ pub mod source;
 pub use arch::{Arch, Layer, NetSpec, UnknownArch, FEATURES};
 pub use checkpoint::{load_peer, save_peer, CheckpointError, CheckpointMeta};
 pub use data::{Split, TrainData};
-pub use dml::{distill, DistillConfig, DistillError, Metrics, Observer, Silent};
+pub use dml::{distill, DistillConfig, DistillError, Metrics, Observer, Silent, TeacherSpec};
 pub use model::PeerNet;

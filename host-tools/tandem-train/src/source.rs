@@ -41,6 +41,7 @@ pub fn load_train_data(name: &str, seed: u64) -> Result<TrainData, SourceError> 
         test: to_split(test),
         test_subjects,
         split: Some(rule),
+        teacher_logits: None,
     })
 }
 

@@ -59,6 +59,13 @@ pub struct Args {
     /// No progress bars (one line per epoch instead).
     #[arg(long)]
     pub quiet: bool,
+    /// A teacher every peer also learns from (its soft labels at --temperature): any classifier
+    /// with a peer.toml (`tandem import` makes one of a foreign ONNX model).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight of the teacher's KL term.
+    #[arg(long, default_value_t = 1.0, requires = "teacher")]
+    pub teacher_weight: f64,
 }
 
 /// Run `tandem distill`.
@@ -72,6 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         lr: args.lr,
         limit: args.limit,
+        teacher: args
+            .teacher
+            .as_deref()
+            .map(|t| tandem_harness::teacher::spec(t, args.teacher_weight))
+            .transpose()?,
         ..DistillConfig::new(&args.data, cohort, args.seed)
     };
     if args.compare {
@@ -89,7 +101,13 @@ fn train_one(
     resume: bool,
     quiet: bool,
 ) -> anyhow::Result<Metrics> {
-    let data = source::load_train_data(&config.data, config.seed)?;
+    let mut data = source::load_train_data(&config.data, config.seed)?;
+    if let Some(teacher) = &config.teacher {
+        tandem_harness::teacher::attach(teacher, &mut data)?;
+        if let Some(a) = tandem_harness::teacher::train_accuracy(&data) {
+            eprintln!("teacher {}: {:.2} % on the training samples", teacher.model, 100.0 * a);
+        }
+    }
     let targets = eval_on
         .iter()
         .map(|name| Ok((name.clone(), source::load_target(name, &data)?)))
