@@ -64,11 +64,20 @@ pub(crate) struct OpTensors {
 
 /// Run `op` on `arena`, with its parameters in `data` (the model's data section). `None` when
 /// a parameter or tensor does not fit, which validation rules out.
-pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut [u8]) -> Option<()> {
+///
+/// `FAST` picks the shape-specialised int8 kernels where one applies (depthwise, 1×1 and
+/// single-channel convolutions, average pooling, Add); without it every op runs the generic
+/// kernels, the reference the specialised ones equal bit for bit.
+pub(crate) fn run_op<const FAST: bool>(
+    op: &OpInfo,
+    tensors: &OpTensors,
+    data: &[u8],
+    arena: &mut [u8],
+) -> Option<()> {
     let OpTensors { x, z, y } = tensors;
     match op.kind {
-        OpKind::Conv | OpKind::Dense => weighted(data, op, x, y, arena),
-        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling(op, x, y, arena),
+        OpKind::Conv | OpKind::Dense => weighted::<FAST>(data, op, x, y, arena),
+        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling::<FAST>(op, x, y, arena),
         OpKind::Add => {
             let z = z.as_ref()?;
             match x.dtype {
@@ -94,7 +103,13 @@ pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut 
     }
 }
 
-fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+fn weighted<const FAST: bool>(
+    data: &[u8],
+    op: &OpInfo,
+    x: &TensorInfo,
+    y: &TensorInfo,
+    arena: &mut [u8],
+) -> Option<()> {
     let g = if op.kind == OpKind::Conv {
         ConvGeometry {
             h: usz(x.h),
@@ -152,7 +167,7 @@ fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mu
     }
 }
 
-fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+fn pooling<const FAST: bool>(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
     let g = if op.kind == OpKind::GlobalAvgPool {
         PoolGeometry {
             h: usz(x.h),
