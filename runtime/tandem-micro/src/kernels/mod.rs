@@ -18,7 +18,7 @@ pub(crate) use elementwise::{load, store};
 use crate::format::{i32_at, param, DType, OpInfo, OpKind, TensorInfo, ADD_QUANT_WORDS, FLAG_COUNT_PAD};
 #[cfg(feature = "f32")]
 use conv::conv_f32;
-use conv::{conv_i8, dense_i8, ConvGeometry, Requant};
+use conv::{conv_fast_i8, conv_i8, dense_i8, ConvGeometry, Requant};
 use pool::{pool, AvgI8, MaxI8, PoolGeometry};
 #[cfg(feature = "f32")]
 use pool::{AvgF32, MaxF32};
@@ -154,10 +154,12 @@ fn weighted<const FAST: bool>(
             let quant = param(data, op.quant, g.oc * 8)?;
             let r = Requant { input_zero: x.zero_point, bias, quant, output_zero: y.zero_point, lo, hi };
             if op.kind == OpKind::Dense {
-                dense_i8(input, weights, out, &r);
+                dense_i8::<FAST>(input, weights, out, &r);
                 Some(())
+            } else if FAST {
+                conv_fast_i8(&g, input, weights, out, &r)
             } else {
-                conv_i8(&g, input, weights, out, &r)
+                conv_i8::<false>(&g, input, weights, out, &r)
             }
         }
         #[cfg(feature = "f32")]
