@@ -19,7 +19,7 @@ use crate::format::{i32_at, param, DType, OpInfo, OpKind, TensorInfo, ADD_QUANT_
 #[cfg(feature = "f32")]
 use conv::conv_f32;
 use conv::{conv_fast_i8, conv_i8, dense_i8, ConvGeometry, Requant};
-use pool::{pool, AvgI8, MaxI8, PoolGeometry};
+use pool::{avg_i8, pool, AvgI8, MaxI8, PoolGeometry};
 #[cfg(feature = "f32")]
 use pool::{AvgF32, MaxF32};
 
@@ -86,7 +86,12 @@ pub(crate) fn run_op<const FAST: bool>(
                     let pair =
                         |k: usize| (i32_at(words, k * 8).unwrap_or(0), i32_at(words, k * 8 + 4).unwrap_or(0));
                     let (lo, hi) = bounds_i8(op);
-                    elementwise::add_i8(arena, [x, z, y], [pair(0), pair(1), pair(2)], lo, hi)
+                    let q = [pair(0), pair(1), pair(2)];
+                    if FAST {
+                        elementwise::add_i8_fast(arena, [x, z, y], q, lo, hi)
+                    } else {
+                        elementwise::add_i8(arena, [x, z, y], q, lo, hi)
+                    }
                 }
                 #[cfg(feature = "f32")]
                 DType::F32 => {
@@ -213,7 +218,12 @@ fn pooling<const FAST: bool>(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena:
         }
         (_, DType::I8) => {
             let (lo, hi) = bounds_i8(op);
-            pool(&g, input, out, &AvgI8 { zero_point: x.zero_point, count_pad, lo, hi })
+            let r = AvgI8 { zero_point: x.zero_point, count_pad, lo, hi };
+            if FAST {
+                avg_i8(&g, input, out, &r)
+            } else {
+                pool(&g, input, out, &r)
+            }
         }
         #[cfg(feature = "f32")]
         (_, DType::F32) => {
