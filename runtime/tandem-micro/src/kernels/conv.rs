@@ -85,28 +85,8 @@ impl Requant<'_> {
 }
 
 /// `out[o] = requant(bias[o] + x · w[o])` for the rows of `weights` (each `x.len()` bytes);
-/// `first` is the output channel of the first row. `FAST` prepares `x` once for all rows
-/// ([`dot::extend`]) when it fits.
+/// `first` is the output channel of the first row.
 fn rows_i8<const FAST: bool>(x: &[u8], weights: &[u8], out: &mut [u8], first: usize, r: &Requant<'_>) {
-    if FAST {
-        let mut buffer = [Ext::default(); EXT_WORDS];
-        if let Some((xe, xt)) = dot::extend(x, &mut buffer, |o, e| *o = e) {
-            let pair = |a: &[u8], b: &[u8], acc| dot::dot2_ext(xe, xt, a, b, acc);
-            return rows_with::<FAST>(x, weights, out, first, r, pair);
-        }
-    }
-    rows_with::<FAST>(x, weights, out, first, r, |a, b, (sa, sb)| dot::dot2_i8(x, a, b, sa, sb));
-}
-
-/// [`rows_i8`] with `pair` computing two rows' dot products with `x`.
-fn rows_with<const FAST: bool>(
-    x: &[u8],
-    weights: &[u8],
-    out: &mut [u8],
-    first: usize,
-    r: &Requant<'_>,
-    pair: impl Fn(&[u8], &[u8], (i32, i32)) -> (i32, i32),
-) {
     let k = x.len().max(1);
     let mut rows = weights.chunks_exact(k);
     let mut outs = out.iter_mut();
@@ -114,7 +94,7 @@ fn rows_with<const FAST: bool>(
     while let (Some(a), Some(oa)) = (rows.next(), outs.next()) {
         match (rows.next(), outs.next()) {
             (Some(b), Some(ob)) => {
-                let (sa, sb) = pair(a, b, (r.bias(oc), r.bias(oc + 1)));
+                let (sa, sb) = dot::dot2_i8(x, a, b, r.bias(oc), r.bias(oc + 1));
                 r.put::<FAST>(sa, oc, oa);
                 r.put::<FAST>(sb, oc + 1, ob);
             }
@@ -127,12 +107,19 @@ fn rows_with<const FAST: bool>(
 /// Two output pixels at once: `out0[o] = requant(bias[o] + x0 · w[o])`, likewise `out1` from
 /// `x1`, the inputs prepared and interleaved word by word in `x` (remaining bytes in `t`);
 /// every weight word is loaded and extended once for both pixels (2×2 register blocking).
-fn rows2_i8(x: &[(Ext, Ext)], t: [&[u8]; 2], weights: &[u8], out: [&mut [u8]; 2], r: &Requant<'_>) {
+fn rows2_i8(
+    x: &[(Ext, Ext)],
+    t: [&[u8]; 2],
+    weights: &[u8],
+    out: [&mut [u8]; 2],
+    first: usize,
+    r: &Requant<'_>,
+) {
     let k = (x.len() * 4 + t[0].len()).max(1);
     let mut rows = weights.chunks_exact(k);
     let [out0, out1] = out;
     let mut outs = out0.iter_mut().zip(out1.iter_mut());
-    let mut oc = 0;
+    let mut oc = first;
     while let (Some(a), Some((o0a, o1a))) = (rows.next(), outs.next()) {
         let (ra, ba) = (r.rescale(oc), r.bias(oc));
         match (rows.next(), outs.next()) {
@@ -198,7 +185,7 @@ pub(crate) fn conv_i8<const FAST: bool>(
 }
 
 /// Int8 convolution on the kernel that fits its shape: [`depthwise3x3_i8`] for a 3×3
-/// depthwise convolution, [`gemm_conv_i8`] for any ungrouped one, else the generic kernel.
+/// depthwise convolution of horizontal stride 1, else [`gemm_conv_i8`].
 pub(crate) fn conv_fast_i8(
     g: &ConvGeometry,
     x: &[u8],
@@ -206,36 +193,43 @@ pub(crate) fn conv_fast_i8(
     out: &mut [u8],
     r: &Requant<'_>,
 ) -> Option<()> {
-    if g.groups == 1 && g.kh * g.kw * g.c <= 4 * EXT_WORDS {
-        gemm_conv_i8(g, x, weights, out, r)
-    } else if g.groups == g.c && g.kh == 3 && g.kw == 3 && g.sw == 1 && plane_size(g) <= PATCH_MAX {
+    if g.groups == g.c && g.kh == 3 && g.kw == 3 && g.sw == 1 && plane_size(g) <= PATCH_MAX {
         depthwise3x3_i8(g, x, weights, out, r)
     } else {
-        conv_i8::<true>(g, x, weights, out, r)
+        gemm_conv_i8(g, x, weights, out, r)
     }
 }
 
-/// Gather the patch of output pixel `p` of an ungrouped convolution into `buffer` (padding
-/// filled with the input zero point `zero`): each kernel row's taps are contiguous in the input.
-fn gather<'b>(g: &ConvGeometry, x: &[u8], p: usize, buffer: &'b mut [u8], zero: u8) -> Option<&'b [u8]> {
+/// Gather the patch of output pixel `p`, group `group`, into `buffer` (padding filled with
+/// the input zero point `zero`). Without groups each kernel row's taps are contiguous in the
+/// input: one copy per row where the window is inside it.
+fn gather<'b>(
+    g: &ConvGeometry,
+    x: &[u8],
+    p: usize,
+    group: usize,
+    buffer: &'b mut [u8],
+    zero: u8,
+) -> Option<&'b [u8]> {
     let (oy, ox) = (p / g.ow.max(1), p % g.ow.max(1));
-    let row = g.kw * g.c;
+    let icg = g.c / g.groups.max(1);
+    let row = g.kw * icg;
     let patch = buffer.get_mut(..g.kh * row)?;
     let x0 = (ox * g.sw).wrapping_sub(g.pad_left);
-    let inside = x0 < g.w && x0 + g.kw <= g.w;
+    let contiguous = g.groups == 1 && x0 < g.w && x0 + g.kw <= g.w;
     for (ky, taps) in patch.chunks_exact_mut(row.max(1)).enumerate() {
         let iy = (oy * g.sh + ky).wrapping_sub(g.pad_top);
         if iy >= g.h {
             taps.fill(zero);
-        } else if inside {
+        } else if contiguous {
             let at = (iy * g.w + x0) * g.c;
             taps.iter_mut().zip(x.get(at..at + row)?).for_each(|(d, s)| *d = *s);
         } else {
-            for (kx, tap) in taps.chunks_exact_mut(g.c.max(1)).enumerate() {
+            for (kx, tap) in taps.chunks_exact_mut(icg.max(1)).enumerate() {
                 let ix = x0.wrapping_add(kx);
                 if ix < g.w {
-                    let at = (iy * g.w + ix) * g.c;
-                    tap.iter_mut().zip(x.get(at..at + g.c)?).for_each(|(d, s)| *d = *s);
+                    let at = (iy * g.w + ix) * g.c + group * icg;
+                    tap.iter_mut().zip(x.get(at..at + icg)?).for_each(|(d, s)| *d = *s);
                 } else {
                     tap.fill(zero);
                 }
@@ -245,14 +239,18 @@ fn gather<'b>(g: &ConvGeometry, x: &[u8], p: usize, buffer: &'b mut [u8], zero: 
     Some(patch)
 }
 
-/// Ungrouped int8 convolution as a matrix product, two output pixels at a time
-/// ([`rows2_i8`]). A 1×1 stride-1 unpadded convolution reads its input rows in place; any
-/// other window gathers each pixel's patch first. Patches of at most `4 · EXT_WORDS` bytes.
+/// Int8 convolution (any groups) as matrix products, two output pixels at a time
+/// ([`rows2_i8`]) when a patch has at most `4 · EXT_WORDS` bytes, else one ([`rows_i8`]). An
+/// ungrouped 1×1 stride-1 unpadded convolution reads its input rows in place; any other
+/// gathers each pixel's patch first.
 #[inline(never)]
 fn gemm_conv_i8(g: &ConvGeometry, x: &[u8], weights: &[u8], out: &mut [u8], r: &Requant<'_>) -> Option<()> {
-    let k = g.kh * g.kw * g.c;
+    let groups = g.groups.max(1);
+    let (icg, ocg) = (g.c / groups, g.oc / groups);
+    let k = g.kh * g.kw * icg;
     let direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w;
-    let direct = direct && g.pad_top == 0 && g.pad_left == 0;
+    let direct = direct && g.pad_top == 0 && g.pad_left == 0 && groups == 1;
+    let paired = k <= 4 * EXT_WORDS;
     let zero = r.input_zero as i8 as u8;
     let mut bytes = [0u8; PATCH_MAX];
     let mut pairs = [(Ext::default(), Ext::default()); EXT_WORDS];
@@ -260,21 +258,30 @@ fn gemm_conv_i8(g: &ConvGeometry, x: &[u8], weights: &[u8], out: &mut [u8], r: &
     let mut pixels = out.chunks_exact_mut(g.oc.max(1));
     let mut p = 0;
     while let Some(out0) = pixels.next() {
-        let x0 = if direct { x.get(p * k..(p + 1) * k)? } else { gather(g, x, p, &mut bytes, zero)? };
-        let Some(out1) = pixels.next() else {
-            rows_i8::<true>(x0, weights, out0, 0, r);
-            break;
-        };
-        let (_, t0) = dot::extend(x0, &mut pairs, |o, e| o.0 = e)?;
-        tails[0].iter_mut().zip(t0).for_each(|(d, s)| *d = *s);
-        let x1 =
-            if direct { x.get((p + 1) * k..(p + 2) * k)? } else { gather(g, x, p + 1, &mut bytes, zero)? };
-        let (_, t1) = dot::extend(x1, &mut pairs, |o, e| o.1 = e)?;
-        tails[1].iter_mut().zip(t1).for_each(|(d, s)| *d = *s);
-        let [ta, tb] = &tails;
-        let t = [ta.get(..k % 4)?, tb.get(..k % 4)?];
-        rows2_i8(pairs.get(..k / 4)?, t, weights, [out0, out1], r);
-        p += 2;
+        let mut out1 = if paired { pixels.next() } else { None };
+        for group in 0..groups {
+            let (ws, outs) = (group * ocg * k..(group + 1) * ocg * k, group * ocg..(group + 1) * ocg);
+            let (ws, o0) = (weights.get(ws)?, out0.get_mut(outs.clone())?);
+            let x0 =
+                if direct { x.get(p * k..(p + 1) * k)? } else { gather(g, x, p, group, &mut bytes, zero)? };
+            let Some(out1) = out1.as_deref_mut() else {
+                rows_i8::<true>(x0, ws, o0, group * ocg, r);
+                continue;
+            };
+            let (_, t0) = dot::extend(x0, &mut pairs, |o, e| o.0 = e)?;
+            tails[0].iter_mut().zip(t0).for_each(|(d, s)| *d = *s);
+            let x1 = if direct {
+                x.get((p + 1) * k..(p + 2) * k)?
+            } else {
+                gather(g, x, p + 1, group, &mut bytes, zero)?
+            };
+            let (_, t1) = dot::extend(x1, &mut pairs, |o, e| o.1 = e)?;
+            tails[1].iter_mut().zip(t1).for_each(|(d, s)| *d = *s);
+            let [ta, tb] = &tails;
+            let t = [ta.get(..k % 4)?, tb.get(..k % 4)?];
+            rows2_i8(pairs.get(..k / 4)?, t, ws, [o0, out1.get_mut(outs)?], group * ocg, r);
+        }
+        p += if out1.is_some() { 2 } else { 1 };
     }
     Some(())
 }

@@ -143,19 +143,6 @@ pub(crate) fn extend<'o, 'x, T>(
     Some((out, tail))
 }
 
-/// Two dot products of a prepared input (`x`, then its remaining bytes `xt`) against the
-/// weight rows `a` and `b`: `(acc.0 + x·a, acc.1 + x·b)`.
-pub(crate) fn dot2_ext(x: &[Ext], xt: &[u8], a: &[u8], b: &[u8], acc: (i32, i32)) -> (i32, i32) {
-    let (aw, at) = a.as_chunks::<4>();
-    let (bw, bt) = b.as_chunks::<4>();
-    let (mut sa, mut sb) = acc;
-    for ((x, a), b) in x.iter().zip(aw).zip(bw) {
-        sa = mac_ext(sa, *x, ext(*a));
-        sb = mac_ext(sb, *x, ext(*b));
-    }
-    (mac_tail(sa, xt, at), mac_tail(sb, xt, bt))
-}
-
 /// Two prepared inputs, word by word interleaved in `x` (remaining bytes `t0`, `t1`), against
 /// the weight rows `a` and `b`, each weight word extended once for both inputs:
 /// `acc + [x0·a, x0·b, x1·a, x1·b]`.

@@ -63,10 +63,15 @@ impl Rescale {
     /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.
     #[inline]
     pub(crate) fn apply(&self, x: i32) -> i32 {
-        let x = if self.left > 0 {
-            (i64::from(x) << self.left).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-        } else {
+        // The saturating left shift, in 32 bits: `left <= 30`.
+        let x = if self.left == 0 {
             x
+        } else if x > i32::MAX >> self.left {
+            i32::MAX
+        } else if x < i32::MIN >> self.left {
+            i32::MIN
+        } else {
+            x << self.left
         };
         let high = ((i64::from(x) * i64::from(self.multiplier) + (1 << 30)) >> 31) as i32;
         let threshold = self.half + i32::from(high < 0);
