@@ -71,9 +71,9 @@ pub(crate) fn add_i8_fast(
         let xa = arena.get(ao + first..ao + first + len)?;
         let xb = arena.get(bo + first..bo + first + len)?;
         for ((o, &va), &vb) in out.iter_mut().zip(xa).zip(xb) {
-            let sa = ra.apply((i32::from(va as i8) - za) << ADD_LEFT_SHIFT);
-            let sb = rb.apply((i32::from(vb as i8) - zb) << ADD_LEFT_SHIFT);
-            let v = ry.apply(sa.saturating_add(sb)).saturating_add(zy);
+            let sa = ra.apply_call((i32::from(va as i8) - za) << ADD_LEFT_SHIFT);
+            let sb = rb.apply_call((i32::from(vb as i8) - zb) << ADD_LEFT_SHIFT);
+            let v = ry.apply_call(sa.saturating_add(sb)).saturating_add(zy);
             *o = v.max(lo).min(hi) as i8 as u8;
         }
         // Written after the block is read: an output over an input stays correct.

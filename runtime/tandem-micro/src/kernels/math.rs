@@ -53,11 +53,18 @@ pub(crate) struct Rescale {
 
 impl Rescale {
     /// `multiplier` must not be negative; `shift` is clamped as the reference clamps it.
-    #[inline]
+    /// Called once per channel or op: kept out of line (flash).
+    #[inline(never)]
     pub(crate) fn new(multiplier: i32, shift: i32) -> Self {
         let right = (-shift).clamp(0, 31) as u32;
         let mask = ((1i64 << right) - 1) as i32;
         Rescale { multiplier, left: shift.clamp(0, 30) as u32, right, mask, half: mask >> 1 }
+    }
+
+    /// [`Rescale::apply`], called (one copy in flash for kernels with several rescales).
+    #[inline(never)]
+    pub(crate) fn apply_call(&self, x: i32) -> i32 {
+        self.apply(x)
     }
 
     /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.

@@ -108,6 +108,8 @@ impl Reduce for AvgI8 {
         // Windows hold at most 2^16 elements (validated): no overflow.
         acc.wrapping_add(i8_of(x))
     }
+    // Once per output (a whole window): out of line, one copy (flash).
+    #[inline(never)]
     fn finish(&self, acc: i32, valid: usize, total: usize, out: &mut [u8]) {
         let (sum, count) = if self.count_pad {
             (acc.wrapping_add(self.zero_point.wrapping_mul((total - valid) as i32)), total as i32)
