@@ -316,7 +316,9 @@ fn bench_model(l: &BenchLayer, input_zero: i32, output_zero: i32, rng: &mut XorS
         // y = x + clamp(x): the second input is written by an op, as the validator requires.
         let n = y_off;
         let second = TensorSpec::i8([h, w, c], n, 0.05, input_zero);
-        wr.tensor_mut(1).map(|t| *t = second);
+        if let Some(t) = wr.tensor_mut(1) {
+            *t = second;
+        }
         let y = TensorSpec::i8([h, w, c], 2 * n, 0.1, output_zero);
         wr.tensor(y);
         wr.op(OpSpec::new(OpKind::Clamp, 0, 1).clamp_i8(-128, 127));
