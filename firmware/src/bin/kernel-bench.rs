@@ -41,11 +41,7 @@ const REPS: u32 = 8;
 
 #[entry]
 fn main() -> ! {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        error!("core peripherals already taken");
-        exit(EXIT_FAILURE)
-    };
-    let counter = InstructionCounter::start(peripherals.SYST);
+    let counter = InstructionCounter::take();
     info!("kernel-bench on {=str} ({=str}), {=usize} layers", BOARD.name, BOARD.core, LAYERS.len());
     if LAYERS.is_empty() {
         error!(

@@ -151,8 +151,9 @@ fn rows2_i8(
 }
 
 /// Int8 convolution on the generic kernel (any groups, any window): a patch per output
-/// position and group; `None` only if a slice is shorter than the validated geometry says.
-pub(crate) fn conv_i8<const FAST: bool>(
+/// position and group ([`gather`]), then its dot product with every weight row of the group;
+/// `None` only if a slice is shorter than the validated geometry says.
+pub(crate) fn conv_i8(
     g: &ConvGeometry,
     x: &[u8],
     weights: &[u8],
@@ -163,31 +164,13 @@ pub(crate) fn conv_i8<const FAST: bool>(
     let (icg, ocg) = (g.c / groups, g.oc / groups);
     let k = g.kh * g.kw * icg;
     let mut buffer = [0u8; PATCH_MAX];
-    let patch = buffer.get_mut(..k)?;
     let zero = r.input_zero as i8 as u8;
-    let mut pixels = out.chunks_exact_mut(g.oc.max(1));
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let pixel = pixels.next()?;
-            for group in 0..groups {
-                let mut taps = patch.chunks_exact_mut(icg.max(1));
-                for ky in 0..g.kh {
-                    let iy = (oy * g.sh + ky).wrapping_sub(g.pad_top);
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.sw + kx).wrapping_sub(g.pad_left);
-                        let tap = taps.next()?;
-                        if iy < g.h && ix < g.w {
-                            let at = (iy * g.w + ix) * g.c + group * icg;
-                            tap.iter_mut().zip(x.get(at..at + icg)?).for_each(|(d, s)| *d = *s);
-                        } else {
-                            tap.fill(zero);
-                        }
-                    }
-                }
-                let ws = weights.get(group * ocg * k..(group + 1) * ocg * k)?;
-                let outs = pixel.get_mut(group * ocg..(group + 1) * ocg)?;
-                rows_i8::<FAST>(patch, ws, outs, group * ocg, r);
-            }
+    for (p, pixel) in out.chunks_exact_mut(g.oc.max(1)).enumerate() {
+        for group in 0..groups {
+            let patch = gather(g, x, p, group, &mut buffer, zero)?;
+            let ws = weights.get(group * ocg * k..(group + 1) * ocg * k)?;
+            let outs = pixel.get_mut(group * ocg..(group + 1) * ocg)?;
+            rows_i8::<false>(patch, ws, outs, group * ocg, r);
         }
     }
     Some(())

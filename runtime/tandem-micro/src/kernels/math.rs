@@ -57,7 +57,7 @@ impl Rescale {
     #[inline(never)]
     pub(crate) fn new(multiplier: i32, shift: i32) -> Self {
         let right = (-shift).clamp(0, 31) as u32;
-        let mask = ((1i64 << right) - 1) as i32;
+        let mask = (1u32 << right).wrapping_sub(1) as i32;
         Rescale { multiplier, left: shift.clamp(0, 30) as u32, right, mask, half: mask >> 1 }
     }
 

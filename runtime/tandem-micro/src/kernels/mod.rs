@@ -164,7 +164,7 @@ fn weighted<const FAST: bool>(
             } else if FAST {
                 conv_fast_i8(&g, input, weights, out, &r)
             } else {
-                conv_i8::<false>(&g, input, weights, out, &r)
+                conv_i8(&g, input, weights, out, &r)
             }
         }
         #[cfg(feature = "f32")]
