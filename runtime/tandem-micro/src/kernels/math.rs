@@ -183,13 +183,8 @@ mod tests {
 
     #[test]
     fn rescale_equals_the_reference_for_non_negative_multipliers() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::tests::Rng::new(9);
+        let mut next = move || rng.next_u64();
         let edges =
             [i32::MIN, i32::MIN + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, i32::MAX - 1, i32::MAX];
         let multipliers = [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX];

@@ -20,6 +20,19 @@ pub(crate) struct PoolGeometry {
     pub pad_left: usize,
 }
 
+impl PoolGeometry {
+    /// The in-bounds rows `[ky0, ky1)` and columns `[kx0, kx1)` of output `(oy, ox)`'s window,
+    /// and how many taps they hold.
+    #[inline]
+    fn window(&self, oy: usize, ox: usize) -> ([usize; 2], [usize; 2], usize) {
+        let y0 = (oy * self.sh) as isize - self.pad_top as isize;
+        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + self.kh as isize).max(0) as usize).min(self.h));
+        let x0 = (ox * self.sw) as isize - self.pad_left as isize;
+        let (kx0, kx1) = (x0.max(0) as usize, ((x0 + self.kw as isize).max(0) as usize).min(self.w));
+        ([ky0, ky1], [kx0, kx1], ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0))
+    }
+}
+
 /// How one window of elements reduces to an output element.
 pub(crate) trait Reduce {
     const BYTES: usize;
@@ -156,12 +169,8 @@ pub(crate) fn avg_i8(g: &PoolGeometry, x: &[u8], out: &mut [u8], r: &AvgI8) -> O
     let c = g.c.max(1);
     let mut pixels = out.chunks_exact_mut(c);
     for oy in 0..g.oh {
-        let y0 = (oy * g.sh) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.kh as isize).max(0) as usize).min(g.h));
         for ox in 0..g.ow {
-            let x0 = (ox * g.sw) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.kw as isize).max(0) as usize).min(g.w));
-            let valid = ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0);
+            let ([ky0, ky1], [kx0, kx1], valid) = g.window(oy, ox);
             let pixel = pixels.next()?;
             let (quads, rest) = pixel.as_chunks_mut::<4>();
             let (start, end) = (kx0 * c, kx1.max(kx0) * c);
@@ -202,12 +211,8 @@ pub(crate) fn pool<R: Reduce>(g: &PoolGeometry, x: &[u8], out: &mut [u8], r: &R)
     let b = R::BYTES;
     let mut outs = out.chunks_exact_mut(b);
     for oy in 0..g.oh {
-        let y0 = (oy * g.sh) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.kh as isize).max(0) as usize).min(g.h));
         for ox in 0..g.ow {
-            let x0 = (ox * g.sw) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.kw as isize).max(0) as usize).min(g.w));
-            let valid = ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0);
+            let ([ky0, ky1], [kx0, kx1], valid) = g.window(oy, ox);
             for ch in 0..g.c {
                 let mut acc = r.start();
                 for iy in ky0..ky1 {
