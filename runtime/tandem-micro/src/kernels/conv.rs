@@ -82,11 +82,20 @@ impl Requant<'_> {
         self.finish_inline(acc, rescale)
     }
 
-    /// [`Requant::store`] (`FAST` false) or its equal [`Requant::finish`].
+    /// [`Requant::finish`] of channel `oc`, its requantization decoded here (dense rows: one
+    /// output per channel, nothing to decode once for many).
+    #[inline(never)]
+    fn finish_channel(&self, acc: i32, oc: usize) -> u8 {
+        let m = i32_at(self.quant, oc * 8).unwrap_or(0);
+        let rescale = Rescale::new_inline(m, i32_at(self.quant, oc * 8 + 4).unwrap_or(0));
+        self.finish_inline(acc, &rescale)
+    }
+
+    /// [`Requant::store`] (`FAST` false) or its equal [`Requant::finish_channel`].
     #[inline]
     fn put<const FAST: bool>(&self, acc: i32, oc: usize, out: &mut u8) {
         if FAST {
-            *out = self.finish(acc, &self.rescale(oc));
+            *out = self.finish_channel(acc, oc);
         } else {
             self.store(acc, oc, out);
         }

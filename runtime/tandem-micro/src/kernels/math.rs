@@ -56,6 +56,12 @@ impl Rescale {
     /// Called once per channel or op: kept out of line (flash).
     #[inline(never)]
     pub(crate) fn new(multiplier: i32, shift: i32) -> Self {
+        Self::new_inline(multiplier, shift)
+    }
+
+    /// [`Rescale::new`], inlined.
+    #[inline(always)]
+    pub(crate) fn new_inline(multiplier: i32, shift: i32) -> Self {
         let right = (-shift).clamp(0, 31) as u32;
         let mask = (1u32 << right).wrapping_sub(1) as i32;
         Rescale { multiplier, left: shift.clamp(0, 30) as u32, right, mask, half: mask >> 1 }
