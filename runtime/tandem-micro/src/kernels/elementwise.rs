@@ -49,8 +49,7 @@ pub(crate) fn add_i8(
 }
 
 /// [`add_i8`] with the three requantizations decoded once ([`Rescale`], equal to the
-/// reference for the non-negative multipliers the validator admits) and the operands read
-/// from slices checked once per block of [`ADD_BLOCK`] elements.
+/// reference for the non-negative multipliers the validator admits).
 #[inline(never)]
 pub(crate) fn add_i8_fast(
     arena: &mut [u8],
@@ -62,28 +61,14 @@ pub(crate) fn add_i8_fast(
     let [a, b, y] = ts;
     let [ra, rb, ry] = q.map(|(m, s)| Rescale::new(m, s));
     let (za, zb, zy) = (a.zero_point, b.zero_point, y.zero_point);
-    let n = y.len();
-    let (ao, bo, yo) = (a.offset as usize, b.offset as usize, y.offset as usize);
-    let mut block = [0u8; ADD_BLOCK];
-    for first in (0..n).step_by(ADD_BLOCK) {
-        let len = ADD_BLOCK.min(n - first);
-        let out = block.get_mut(..len)?;
-        let xa = arena.get(ao + first..ao + first + len)?;
-        let xb = arena.get(bo + first..bo + first + len)?;
-        for ((o, &va), &vb) in out.iter_mut().zip(xa).zip(xb) {
-            let sa = ra.apply_call((i32::from(va as i8) - za) << ADD_LEFT_SHIFT);
-            let sb = rb.apply_call((i32::from(vb as i8) - zb) << ADD_LEFT_SHIFT);
-            let v = ry.apply_call(sa.saturating_add(sb)).saturating_add(zy);
-            *o = v.max(lo).min(hi) as i8 as u8;
-        }
-        // Written after the block is read: an output over an input stays correct.
-        arena.get_mut(yo + first..yo + first + len)?.copy_from_slice(out);
+    for i in 0..y.len() {
+        let sa = ra.apply_call((i8_at(arena, a, i)? - za) << ADD_LEFT_SHIFT);
+        let sb = rb.apply_call((i8_at(arena, b, i)? - zb) << ADD_LEFT_SHIFT);
+        let v = ry.apply_call(sa.saturating_add(sb)).saturating_add(zy);
+        *arena.get_mut(y.offset as usize + i)? = v.max(lo).min(hi) as i8 as u8;
     }
     Some(())
 }
-
-/// Elements [`add_i8_fast`] computes between two writes to the arena.
-const ADD_BLOCK: usize = 64;
 
 /// f32 Add with clamp.
 #[cfg(feature = "f32")]
