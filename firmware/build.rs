@@ -12,6 +12,12 @@
 //! `tandem pack --adapt-fixture DIR` writes it (`peer0.tdm`, `peer1.tdm`, `sources.bin`,
 //! `inputs.f32`, `labels.u8`); `OUT_DIR/adapt.rs` gets the blobs, the sizes, and the peers'
 //! source heads and statistics as a `static` of `tandem_adapt::PeerSource`s (in flash).
+//!
+//! And for the `kernel-bench` binary: `$TANDEM_BENCH_LAYERS` names a layer table in the format
+//! of `shared/bench/cmsis-nn/layers.txt` (the CMSIS-NN harness's); every row becomes a one-op
+//! `.tdm` (`OUT_DIR/bench.rs`) with pseudo-random int8 weights, bias, requantization and input
+//! drawn as that harness draws them (same quantization scheme, zero points and clamps, not the
+//! same numbers).
 
 use std::env;
 use std::fmt::Write as _;
@@ -39,6 +45,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     embed_model();
     embed_adapt();
+    embed_bench();
 }
 
 fn embed_model() {
@@ -208,4 +215,221 @@ fn embed_adapt() {
     writeln!(code, "pub static SOURCES: [tandem_adapt::PeerSource<FEATURES, CLASSES>; PEERS] = {sources};")
         .unwrap();
     std::fs::write(out.join("adapt.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// xorshift32: the bench's deterministic pseudo-random stream.
+struct XorShift(u32);
+
+impl XorShift {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+}
+
+/// Layers kernel-bench measures beyond the table, in its format (kind `add`: `y = x + x'`,
+/// both `[H, W, C]`, requantized as TFLite's int8 Add).
+const EXTRA_LAYERS: &str = "dscnn add add 25 5 64 64 1 1 1 0 pt none";
+
+/// One row of the layer table.
+struct BenchLayer {
+    model: String,
+    name: String,
+    kind: String,
+    hwc: [u16; 3],
+    oc: u16,
+    kernel: [u8; 2],
+    stride: [u8; 2],
+    /// top, left, bottom, right
+    pads: [u8; 4],
+    per_channel: bool,
+    relu: bool,
+}
+
+fn parse_layers(text: &str) -> Vec<BenchLayer> {
+    let num = |s: &str| s.parse::<u16>().unwrap_or_else(|_| panic!("layer table: bad number {s:?}"));
+    let pair = |s: &str| -> Vec<u16> { s.split(',').map(num).collect() };
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f.len(), 13, "layer table: 13 columns expected in {line:?}");
+            let stride = match pair(f[9]).as_slice() {
+                [s] => [*s as u8; 2],
+                [a, b] => [*a as u8, *b as u8],
+                _ => panic!("layer table: bad stride in {line:?}"),
+            };
+            let pads = match pair(f[10]).as_slice() {
+                [p] => [*p as u8; 4],
+                [t, l, b, r] => [*t as u8, *l as u8, *b as u8, *r as u8],
+                _ => panic!("layer table: bad pad in {line:?}"),
+            };
+            BenchLayer {
+                model: f[0].into(),
+                name: f[1].into(),
+                kind: f[2].into(),
+                hwc: [num(f[3]), num(f[4]), num(f[5])],
+                oc: num(f[6]),
+                kernel: [num(f[7]) as u8, num(f[8]) as u8],
+                stride,
+                pads,
+                per_channel: f[11] == "pc",
+                relu: f[12] == "relu",
+            }
+        })
+        .collect()
+}
+
+/// The one-op `.tdm` of a layer (input at arena 0, output after it) and its input bytes.
+fn bench_model(l: &BenchLayer, input_zero: i32, output_zero: i32, rng: &mut XorShift) -> (Vec<u8>, Vec<u8>) {
+    use tandem_micro::writer::{OpSpec, TensorSpec, Writer};
+    use tandem_micro::OpKind;
+    let [h, w, c] = l.hwc;
+    let span = |n: u16, k: u8, s: u8, a: u8, b: u8| {
+        (n + u16::from(a) + u16::from(b) - u16::from(k)) / u16::from(s) + 1
+    };
+    let out = match l.kind.as_str() {
+        "fc" => [1, 1, l.oc],
+        _ => [
+            span(h, l.kernel[0], l.stride[0], l.pads[0], l.pads[2]),
+            span(w, l.kernel[1], l.stride[1], l.pads[1], l.pads[3]),
+            l.oc,
+        ],
+    };
+    let n_in = u32::from(h) * u32::from(w) * u32::from(c);
+    let mut wr = Writer::new();
+    wr.tensor(TensorSpec::i8([h, w, c], 0, 0.05, input_zero));
+    let y_off = n_in.next_multiple_of(4);
+    let y = TensorSpec::i8(out, y_off, 0.05, output_zero);
+    wr.tensor(y);
+    let input: Vec<u8> = (0..n_in).map(|_| rng.i8() as u8).collect();
+    let (lo, hi) = if l.relu { (output_zero, 127) } else { (-128, 127) };
+    if l.kind == "add" {
+        // y = x + clamp(x): the second input is written by an op, as the validator requires.
+        let n = y_off;
+        let second = TensorSpec::i8([h, w, c], n, 0.05, input_zero);
+        if let Some(t) = wr.tensor_mut(1) {
+            *t = second;
+        }
+        let y = TensorSpec::i8([h, w, c], 2 * n, 0.1, output_zero);
+        wr.tensor(y);
+        wr.op(OpSpec::new(OpKind::Clamp, 0, 1).clamp_i8(-128, 127));
+        let mut add = OpSpec::new(OpKind::Add, 0, 2).clamp_i8(lo, hi);
+        add.in1 = 1;
+        let q: Vec<i32> =
+            (0..3).flat_map(|_| [(0x4000_0000 + (rng.next() & 0x3FFF_FFFF)) as i32, -20]).collect();
+        add.quant = wr.data_i32(&q);
+        wr.op(add);
+        (wr.input, wr.logits, wr.features) = (0, 2, 2);
+        wr.arena_size = 2 * n + y.byte_len() as u32;
+        return (wr.finish(), input);
+    }
+    let op = match l.kind.as_str() {
+        "avgpool" => OpSpec::new(OpKind::AvgPool, 0, 1).window(l.kernel, l.stride, l.pads),
+        kind => {
+            let groups = if kind == "dw" { c } else { 1 };
+            let per_out = if kind == "fc" {
+                n_in as usize
+            } else {
+                usize::from(l.kernel[0]) * usize::from(l.kernel[1]) * usize::from(c / groups)
+            };
+            let weights: Vec<i8> = (0..usize::from(l.oc) * per_out).map(|_| rng.i8().max(-127)).collect();
+            // Output scale about 40 / (|w| |x| sqrt(K)), as the CMSIS-NN harness sets it.
+            let shift = -(8 + (per_out.ilog2() as i32 + 1) / 2) + 2;
+            let mut bias = Vec::new();
+            let mut quant = Vec::new();
+            for o in 0..l.oc {
+                bias.push((rng.next() % 20001) as i32 - 10000);
+                let m = (0x4000_0000 + (rng.next() & 0x3FFF_FFFF)) as i32;
+                let m = if l.per_channel || o == 0 { m } else { quant[0] };
+                quant.extend([m, shift]);
+            }
+            let (wo, bo, qo) = (wr.data_i8(&weights), wr.data_i32(&bias), wr.data_i32(&quant));
+            let op = if kind == "fc" {
+                OpSpec::new(OpKind::Dense, 0, 1)
+            } else {
+                let mut op = OpSpec::new(OpKind::Conv, 0, 1).window(l.kernel, l.stride, l.pads);
+                op.groups = groups;
+                op
+            };
+            op.params(wo, bo, qo)
+        }
+    };
+    wr.op(op.clamp_i8(lo, hi));
+    (wr.input, wr.logits, wr.features) = (0, 1, 1);
+    wr.arena_size = y_off + y.byte_len() as u32;
+    (wr.finish(), input)
+}
+
+fn embed_bench() {
+    println!("cargo:rerun-if-env-changed=TANDEM_BENCH_LAYERS");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let layers = match env::var_os("TANDEM_BENCH_LAYERS") {
+        Some(path) => {
+            let path = absolute_dir("TANDEM_BENCH_LAYERS", path);
+            println!("cargo:rerun-if-changed={}", path.display());
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("TANDEM_BENCH_LAYERS: cannot read {}: {e}", path.display()));
+            let mut layers = parse_layers(&text);
+            // Tandem-only rows (the CMSIS-NN harness has no such layer): an int8 Add of two
+            // DS-CNN activations.
+            layers.extend(parse_layers(EXTRA_LAYERS));
+            layers
+        }
+        None => Vec::new(),
+    };
+    let mut rng = XorShift(0x2545_f491);
+    let mut code = String::new();
+    let (mut arena, mut max_out) = (0usize, 0usize);
+    let mut rows = Vec::new();
+    let mut zero = -3;
+    let mut previous_model = String::new();
+    for (i, l) in layers.iter().enumerate() {
+        // A model's first layer takes input zero point -3, every later one the previous layer's
+        // output zero point; avgpool keeps its input's.
+        if l.model != previous_model {
+            zero = -3;
+            previous_model.clone_from(&l.model);
+        }
+        let output_zero = match (l.kind.as_str(), l.relu) {
+            ("avgpool", _) => zero,
+            (_, true) => -128,
+            (_, false) => 5,
+        };
+        let (blob, input) = bench_model(l, zero, output_zero, &mut rng);
+        zero = output_zero;
+        let model = tandem_micro::Model::new(&blob)
+            .unwrap_or_else(|e| panic!("bench layer {}/{}: invalid model: {e}", l.model, l.name));
+        arena = arena.max(model.arena_size());
+        max_out = max_out.max(model.logits().expect("validated").len());
+        for (ext, bytes) in [("tdm", &blob), ("in", &input)] {
+            std::fs::write(out.join(format!("bench-{i}.{ext}")), bytes).expect("OUT_DIR is writable");
+        }
+        let path = |ext: &str| {
+            out.join(format!("bench-{i}.{ext}")).display().to_string().escape_default().to_string()
+        };
+        rows.push(format!(
+            "    Layer {{ model: {:?}, name: {:?}, kind: {:?}, tdm: include_bytes!(\"{}\"), input: include_bytes!(\"{}\") }},",
+            l.model,
+            l.name,
+            l.kind,
+            path("tdm"),
+            path("in")
+        ));
+    }
+    writeln!(code, "/// The layers of `$TANDEM_BENCH_LAYERS`, one single-op model each.").unwrap();
+    writeln!(code, "pub static LAYERS: &[Layer] = &[\n{}\n];", rows.join("\n")).unwrap();
+    writeln!(code, "/// Arena bytes of the largest layer.").unwrap();
+    writeln!(code, "pub const ARENA_SIZE: usize = {arena};").unwrap();
+    writeln!(code, "/// Largest output of a layer, in bytes.").unwrap();
+    writeln!(code, "pub const MAX_OUTPUT: usize = {max_out};").unwrap();
+    std::fs::write(out.join("bench.rs"), code).expect("OUT_DIR is writable");
 }

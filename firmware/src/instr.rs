@@ -56,6 +56,18 @@ impl Calibration {
 const CALIBRATION_ITERATIONS: u32 = 100_000;
 
 impl InstructionCounter {
+    /// Takes the core peripherals and starts the counter on their SysTick; ends the run with
+    /// [`crate::EXIT_FAILURE`] if they were taken already.
+    pub fn take() -> Self {
+        match cortex_m::Peripherals::take() {
+            Some(peripherals) => Self::start(peripherals.SYST),
+            None => {
+                defmt::error!("core peripherals already taken");
+                crate::exit(crate::EXIT_FAILURE)
+            }
+        }
+    }
+
     /// Takes SysTick and starts it on the core clock, wrapping every 2^24 ticks.
     pub fn start(mut syst: SYST) -> Self {
         syst.disable_counter();

@@ -50,11 +50,7 @@ impl Checks {
 
 #[entry]
 fn main() -> ! {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        error!("core peripherals already taken");
-        exit(EXIT_FAILURE)
-    };
-    let counter = InstructionCounter::start(peripherals.SYST);
+    let counter = InstructionCounter::take();
     let mut checks = Checks::default();
 
     info!(

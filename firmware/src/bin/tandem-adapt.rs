@@ -55,11 +55,7 @@ struct Ticks {
 
 #[entry]
 fn main() -> ! {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        error!("core peripherals already taken");
-        exit(EXIT_FAILURE)
-    };
-    let counter = InstructionCounter::start(peripherals.SYST);
+    let counter = InstructionCounter::take();
     info!("tandem-adapt on {=str} ({=str})", BOARD.name, BOARD.core);
     if LABELS.is_empty() {
         error!(

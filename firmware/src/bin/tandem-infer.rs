@@ -27,11 +27,7 @@ const OP_REPS: u32 = 4;
 
 #[entry]
 fn main() -> ! {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        error!("core peripherals already taken");
-        exit(EXIT_FAILURE)
-    };
-    let counter = InstructionCounter::start(peripherals.SYST);
+    let counter = InstructionCounter::take();
     info!("tandem-infer on {=str} ({=str}), model {=str}", BOARD.name, BOARD.core, MODEL_NAME);
     if MODEL.is_empty() {
         error!("no model embedded: build with TANDEM_MODEL_DIR set (scripts/firmware test does)");

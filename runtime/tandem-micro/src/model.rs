@@ -147,22 +147,31 @@ impl<'a> Model<'a> {
     /// Run op `index` alone (for calibration and debugging; [`Model::run`] runs them all).
     pub fn run_op(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
         self.check_arena(arena)?;
-        self.execute(index, arena)
+        self.execute::<true>(index, arena)
+    }
+
+    /// Run op `index` alone on the generic kernels only: the reference that the
+    /// shape-specialised kernels [`Model::run_op`] and [`Model::run`] pick must equal bit for
+    /// bit (benchmarks and tests compare the two).
+    pub fn run_op_generic(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
+        self.check_arena(arena)?;
+        self.execute::<false>(index, arena)
     }
 
     /// Run the whole model on `arena`, whose input was loaded with [`Model::set_input`].
     pub fn run(&self, arena: &mut [u8]) -> Result<(), Error> {
         self.check_arena(arena)?;
-        (0..self.op_count()).try_for_each(|i| self.execute(i, arena))
+        (0..self.op_count()).try_for_each(|i| self.execute::<true>(i, arena))
     }
 
     /// Look op `index` and its tensors up and hand them to the kernels.
-    fn execute(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
+    fn execute<const FAST: bool>(&self, index: u16, arena: &mut [u8]) -> Result<(), Error> {
         let op = self.op(index)?;
         let x = self.tensor(op.in0)?;
         let y = self.tensor(op.out)?;
         let z = if op.kind == OpKind::Add { Some(self.tensor(op.in1)?) } else { None };
-        kernels::run_op(&op, &OpTensors { x, z, y }, self.data(), arena).ok_or(Error::BadOpArgs(index))
+        kernels::run_op::<FAST>(&op, &OpTensors { x, z, y }, self.data(), arena)
+            .ok_or(Error::BadOpArgs(index))
     }
 
     /// The raw bytes of tensor `id` (int8 values, or little-endian f32) in `arena`.

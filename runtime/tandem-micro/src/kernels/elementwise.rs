@@ -3,7 +3,7 @@
 //! (every element is read before it is written).
 
 use crate::format::{f32_at, DType, TensorInfo, ADD_LEFT_SHIFT};
-use crate::kernels::math::{dequantize, exp, multiply_by_quantized_multiplier, quantize};
+use crate::kernels::math::{dequantize, exp, multiply_by_quantized_multiplier, quantize, Rescale};
 
 /// Element `i` of tensor `t` as a real value.
 pub(crate) fn load(arena: &[u8], t: &TensorInfo, i: usize) -> Option<f32> {
@@ -43,6 +43,28 @@ pub(crate) fn add_i8(
         let sum = multiply_by_quantized_multiplier(ra, q[0].0, q[0].1)
             .saturating_add(multiply_by_quantized_multiplier(rb, q[1].0, q[1].1));
         let v = multiply_by_quantized_multiplier(sum, q[2].0, q[2].1).saturating_add(y.zero_point);
+        *arena.get_mut(y.offset as usize + i)? = v.max(lo).min(hi) as i8 as u8;
+    }
+    Some(())
+}
+
+/// [`add_i8`] with the three requantizations decoded once ([`Rescale`], equal to the
+/// reference for the non-negative multipliers the validator admits).
+#[inline(never)]
+pub(crate) fn add_i8_fast(
+    arena: &mut [u8],
+    ts: [&TensorInfo; 3],
+    q: [(i32, i32); 3],
+    lo: i32,
+    hi: i32,
+) -> Option<()> {
+    let [a, b, y] = ts;
+    let [ra, rb, ry] = q.map(|(m, s)| Rescale::new(m, s));
+    let (za, zb, zy) = (a.zero_point, b.zero_point, y.zero_point);
+    for i in 0..y.len() {
+        let sa = ra.apply_call((i8_at(arena, a, i)? - za) << ADD_LEFT_SHIFT);
+        let sb = rb.apply_call((i8_at(arena, b, i)? - zb) << ADD_LEFT_SHIFT);
+        let v = ry.apply_call(sa.saturating_add(sb)).saturating_add(zy);
         *arena.get_mut(y.offset as usize + i)? = v.max(lo).min(hi) as i8 as u8;
     }
     Some(())

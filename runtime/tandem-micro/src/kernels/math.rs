@@ -35,6 +35,63 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     }
 }
 
+/// A requantization `(multiplier, shift)` decoded once for many
+/// [`multiply_by_quantized_multiplier`] calls, which [`Rescale::apply`] equals bit for bit
+/// whenever `multiplier >= 0` (the validator rejects negative multipliers) in fewer
+/// instructions: with `b >= 0` gemmlowp's doubling high multiply `(ab + nudge) / 2^31`
+/// (truncating, the nudge `±2^30` by the sign of `ab`) is `(ab + 2^30) >> 31` for either sign,
+/// computed with one 32×32→64 multiply; shift amounts and masks are decoded once.
+#[derive(Clone, Copy)]
+pub(crate) struct Rescale {
+    multiplier: i32,
+    left: u32,
+    right: u32,
+    /// `2^right - 1` and half of it: the rounding right shift's remainder mask and threshold.
+    mask: i32,
+    half: i32,
+}
+
+impl Rescale {
+    /// `multiplier` must not be negative; `shift` is clamped as the reference clamps it.
+    /// Called once per channel or op: kept out of line (flash).
+    #[inline(never)]
+    pub(crate) fn new(multiplier: i32, shift: i32) -> Self {
+        Self::new_inline(multiplier, shift)
+    }
+
+    /// [`Rescale::new`], inlined.
+    #[inline(always)]
+    pub(crate) fn new_inline(multiplier: i32, shift: i32) -> Self {
+        let right = (-shift).clamp(0, 31) as u32;
+        let mask = (1u32 << right).wrapping_sub(1) as i32;
+        Rescale { multiplier, left: shift.clamp(0, 30) as u32, right, mask, half: mask >> 1 }
+    }
+
+    /// [`Rescale::apply`], called (one copy in flash for kernels with several rescales).
+    #[inline(never)]
+    pub(crate) fn apply_call(&self, x: i32) -> i32 {
+        self.apply(x)
+    }
+
+    /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.
+    #[inline]
+    pub(crate) fn apply(&self, x: i32) -> i32 {
+        // The saturating left shift, in 32 bits: `left <= 30`.
+        let x = if self.left == 0 {
+            x
+        } else if x > i32::MAX >> self.left {
+            i32::MAX
+        } else if x < i32::MIN >> self.left {
+            i32::MIN
+        } else {
+            x << self.left
+        };
+        let high = ((i64::from(x) * i64::from(self.multiplier) + (1 << 30)) >> 31) as i32;
+        let threshold = self.half + i32::from(high < 0);
+        (high >> self.right) + i32::from(high & self.mask > threshold)
+    }
+}
+
 /// Round to the nearest integer, ties away from zero; saturates, NaN gives 0.
 pub fn round_to_i32(x: f32) -> i32 {
     let t = x as i32;
@@ -128,6 +185,34 @@ mod tests {
         // Saturates instead of overflowing.
         assert_eq!(multiply_by_quantized_multiplier(i32::MAX, i32::MAX, 30), i32::MAX - 1);
         assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MAX, 30), i32::MIN + 1);
+    }
+
+    #[test]
+    fn rescale_equals_the_reference_for_non_negative_multipliers() {
+        let mut rng = crate::tests::Rng::new(9);
+        let mut next = move || rng.next_u64();
+        let edges =
+            [i32::MIN, i32::MIN + 1, -(1 << 30), -3, -2, -1, 0, 1, 2, 3, 1 << 30, i32::MAX - 1, i32::MAX];
+        let multipliers = [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX];
+        for shift in -40..=40 {
+            for &m in &multipliers {
+                for &x in &edges {
+                    let want = multiply_by_quantized_multiplier(x, m, shift);
+                    assert_eq!(Rescale::new(m, shift).apply(x), want, "x {x} m {m} shift {shift}");
+                }
+            }
+            for _ in 0..20_000 {
+                let r = next();
+                let x = match r % 3 {
+                    0 => r as i32 >> (r >> 59),
+                    1 => (r >> 32) as i32,
+                    _ => ((r >> 40) as i32 & 0xFFFF) - 0x8000,
+                };
+                let m = (next() >> 33) as i32;
+                let want = multiply_by_quantized_multiplier(x, m, shift);
+                assert_eq!(Rescale::new(m, shift).apply(x), want, "x {x} m {m} shift {shift}");
+            }
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub(crate) use elementwise::{load, store};
 use crate::format::{i32_at, param, DType, OpInfo, OpKind, TensorInfo, ADD_QUANT_WORDS, FLAG_COUNT_PAD};
 #[cfg(feature = "f32")]
 use conv::conv_f32;
-use conv::{conv_i8, dense_i8, ConvGeometry, Requant};
-use pool::{pool, AvgI8, MaxI8, PoolGeometry};
+use conv::{conv_fast_i8, conv_i8, dense_i8, ConvGeometry, Requant};
+use pool::{avg_i8, pool, AvgI8, MaxI8, PoolGeometry};
 #[cfg(feature = "f32")]
 use pool::{AvgF32, MaxF32};
 
@@ -64,11 +64,20 @@ pub(crate) struct OpTensors {
 
 /// Run `op` on `arena`, with its parameters in `data` (the model's data section). `None` when
 /// a parameter or tensor does not fit, which validation rules out.
-pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut [u8]) -> Option<()> {
+///
+/// `FAST` picks the shape-specialised int8 kernels where one applies (depthwise, 1×1 and
+/// single-channel convolutions, average pooling, Add); without it every op runs the generic
+/// kernels, the reference the specialised ones equal bit for bit.
+pub(crate) fn run_op<const FAST: bool>(
+    op: &OpInfo,
+    tensors: &OpTensors,
+    data: &[u8],
+    arena: &mut [u8],
+) -> Option<()> {
     let OpTensors { x, z, y } = tensors;
     match op.kind {
-        OpKind::Conv | OpKind::Dense => weighted(data, op, x, y, arena),
-        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling(op, x, y, arena),
+        OpKind::Conv | OpKind::Dense => weighted::<FAST>(data, op, x, y, arena),
+        OpKind::MaxPool | OpKind::AvgPool | OpKind::GlobalAvgPool => pooling::<FAST>(op, x, y, arena),
         OpKind::Add => {
             let z = z.as_ref()?;
             match x.dtype {
@@ -77,7 +86,12 @@ pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut 
                     let pair =
                         |k: usize| (i32_at(words, k * 8).unwrap_or(0), i32_at(words, k * 8 + 4).unwrap_or(0));
                     let (lo, hi) = bounds_i8(op);
-                    elementwise::add_i8(arena, [x, z, y], [pair(0), pair(1), pair(2)], lo, hi)
+                    let q = [pair(0), pair(1), pair(2)];
+                    if FAST {
+                        elementwise::add_i8_fast(arena, [x, z, y], q, lo, hi)
+                    } else {
+                        elementwise::add_i8(arena, [x, z, y], q, lo, hi)
+                    }
                 }
                 #[cfg(feature = "f32")]
                 DType::F32 => {
@@ -94,7 +108,13 @@ pub(crate) fn run_op(op: &OpInfo, tensors: &OpTensors, data: &[u8], arena: &mut 
     }
 }
 
-fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+fn weighted<const FAST: bool>(
+    data: &[u8],
+    op: &OpInfo,
+    x: &TensorInfo,
+    y: &TensorInfo,
+    arena: &mut [u8],
+) -> Option<()> {
     let g = if op.kind == OpKind::Conv {
         ConvGeometry {
             h: usz(x.h),
@@ -139,8 +159,10 @@ fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mu
             let quant = param(data, op.quant, g.oc * 8)?;
             let r = Requant { input_zero: x.zero_point, bias, quant, output_zero: y.zero_point, lo, hi };
             if op.kind == OpKind::Dense {
-                dense_i8(input, weights, out, &r);
+                dense_i8::<FAST>(input, weights, out, &r);
                 Some(())
+            } else if FAST {
+                conv_fast_i8(&g, input, weights, out, &r)
             } else {
                 conv_i8(&g, input, weights, out, &r)
             }
@@ -152,7 +174,7 @@ fn weighted(data: &[u8], op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mu
     }
 }
 
-fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
+fn pooling<const FAST: bool>(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Option<()> {
     let g = if op.kind == OpKind::GlobalAvgPool {
         PoolGeometry {
             h: usz(x.h),
@@ -196,7 +218,12 @@ fn pooling(op: &OpInfo, x: &TensorInfo, y: &TensorInfo, arena: &mut [u8]) -> Opt
         }
         (_, DType::I8) => {
             let (lo, hi) = bounds_i8(op);
-            pool(&g, input, out, &AvgI8 { zero_point: x.zero_point, count_pad, lo, hi })
+            let r = AvgI8 { zero_point: x.zero_point, count_pad, lo, hi };
+            if FAST {
+                avg_i8(&g, input, out, &r)
+            } else {
+                pool(&g, input, out, &r)
+            }
         }
         #[cfg(feature = "f32")]
         (_, DType::F32) => {

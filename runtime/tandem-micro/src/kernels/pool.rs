@@ -20,6 +20,19 @@ pub(crate) struct PoolGeometry {
     pub pad_left: usize,
 }
 
+impl PoolGeometry {
+    /// The in-bounds rows `[ky0, ky1)` and columns `[kx0, kx1)` of output `(oy, ox)`'s window,
+    /// and how many taps they hold.
+    #[inline]
+    fn window(&self, oy: usize, ox: usize) -> ([usize; 2], [usize; 2], usize) {
+        let y0 = (oy * self.sh) as isize - self.pad_top as isize;
+        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + self.kh as isize).max(0) as usize).min(self.h));
+        let x0 = (ox * self.sw) as isize - self.pad_left as isize;
+        let (kx0, kx1) = (x0.max(0) as usize, ((x0 + self.kw as isize).max(0) as usize).min(self.w));
+        ([ky0, ky1], [kx0, kx1], ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0))
+    }
+}
+
 /// How one window of elements reduces to an output element.
 pub(crate) trait Reduce {
     const BYTES: usize;
@@ -108,6 +121,8 @@ impl Reduce for AvgI8 {
         // Windows hold at most 2^16 elements (validated): no overflow.
         acc.wrapping_add(i8_of(x))
     }
+    // Once per output (a whole window): out of line, one copy (flash).
+    #[inline(never)]
     fn finish(&self, acc: i32, valid: usize, total: usize, out: &mut [u8]) {
         let (sum, count) = if self.count_pad {
             (acc.wrapping_add(self.zero_point.wrapping_mul((total - valid) as i32)), total as i32)
@@ -145,17 +160,59 @@ impl Reduce for AvgF32 {
     }
 }
 
+/// Int8 average pooling, four channels at a time: each window tap is one word load whose four
+/// bytes go to four accumulators in registers (the generic [`pool`] reads a byte per channel
+/// and tap). Channels past the last multiple of four go through [`AvgI8::add`] one by one.
+/// Equal to `pool(g, x, out, r)`: the same sums, finished the same way.
+#[inline(never)]
+pub(crate) fn avg_i8(g: &PoolGeometry, x: &[u8], out: &mut [u8], r: &AvgI8) -> Option<()> {
+    let c = g.c.max(1);
+    let mut pixels = out.chunks_exact_mut(c);
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let ([ky0, ky1], [kx0, kx1], valid) = g.window(oy, ox);
+            let pixel = pixels.next()?;
+            let (quads, rest) = pixel.as_chunks_mut::<4>();
+            let (start, end) = (kx0 * c, kx1.max(kx0) * c);
+            let rows = (ky0..ky1).map(|iy| x.get(iy * g.w * c + start..iy * g.w * c + end));
+            for (q, o) in quads.iter_mut().enumerate() {
+                let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+                for row in rows.clone() {
+                    // This quad of channels at every tap of the window row.
+                    for tap in row?.get(4 * q..)?.chunks(c) {
+                        let v = i32::from_le_bytes(*tap.first_chunk()?);
+                        a0 += i32::from(v as i8);
+                        a1 += i32::from((v >> 8) as i8);
+                        a2 += i32::from((v >> 16) as i8);
+                        a3 += v >> 24;
+                    }
+                }
+                for (a, o) in [a0, a1, a2, a3].into_iter().zip(o.iter_mut()) {
+                    r.finish(a, valid, g.kh * g.kw, core::slice::from_mut(o));
+                }
+            }
+            let first = c - rest.len();
+            for (ch, o) in (first..).zip(rest.iter_mut()) {
+                let mut acc = r.start();
+                for row in rows.clone() {
+                    for tap in row?.get(ch..)?.chunks(c) {
+                        acc = r.add(acc, tap);
+                    }
+                }
+                r.finish(acc, valid, g.kh * g.kw, core::slice::from_mut(o));
+            }
+        }
+    }
+    Some(())
+}
+
 /// Run a pooling op; `None` only if a slice is shorter than the geometry says.
 pub(crate) fn pool<R: Reduce>(g: &PoolGeometry, x: &[u8], out: &mut [u8], r: &R) -> Option<()> {
     let b = R::BYTES;
     let mut outs = out.chunks_exact_mut(b);
     for oy in 0..g.oh {
-        let y0 = (oy * g.sh) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.kh as isize).max(0) as usize).min(g.h));
         for ox in 0..g.ow {
-            let x0 = (ox * g.sw) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.kw as isize).max(0) as usize).min(g.w));
-            let valid = ky1.saturating_sub(ky0) * kx1.saturating_sub(kx0);
+            let ([ky0, ky1], [kx0, kx1], valid) = g.window(oy, ox);
             for ch in 0..g.c {
                 let mut acc = r.start();
                 for iy in ky0..ky1 {

@@ -4,6 +4,7 @@
 
 mod kernels;
 mod robustness;
+mod specialised;
 mod validator;
 
 use crate::format::{DType, OpKind};
