@@ -52,6 +52,26 @@ fn the_paddleocr_classifier_imports_and_computes_what_it_did() {
         String::from_utf8_lossy(&check.stdout),
         stderr(&check)
     );
+    // The MCU packer takes the sidecar's input shape and names every op it still lacks at once.
+    let calib = dir.path().join("calib.npy");
+    let values: Vec<f32> = (0..2 * 3 * 48 * 192).map(|i| (i % 7) as f32 / 7.0).collect();
+    let array =
+        tandem_data::npy::NpyArray::new(vec![2, 3, 48, 192], tandem_data::npy::NpyData::F32(values)).unwrap();
+    std::fs::write(&calib, array.to_bytes()).unwrap();
+    let tdm = dir.path().join("paddle.tdm");
+    let pack = tandem(&[
+        "pack",
+        peer.to_str().unwrap(),
+        "--calib",
+        calib.to_str().unwrap(),
+        "-o",
+        tdm.to_str().unwrap(),
+    ]);
+    let why = stderr(&pack);
+    assert!(!pack.status.success());
+    for op in ["HardSigmoid (9 nodes", "Cast (3 nodes", "Concat", "Shape", "Slice"] {
+        assert!(why.contains(op), "{op} missing from: {why}");
+    }
     // Without --input-shape the open input is refused, naming the option.
     let open = tandem(&["import", model.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()]);
     assert!(!open.status.success() && stderr(&open).contains("--input-shape"), "{}", stderr(&open));

@@ -11,6 +11,11 @@ pub enum PackError {
     Onnx { path: PathBuf, message: String },
     #[error("unsupported op {op} at node `{node}`: {reason}")]
     Unsupported { op: String, node: String, reason: String },
+    #[error("the MCU engine has no kernel for {}", describe_ops(ops))]
+    UnsupportedOps {
+        /// Op type, node count, first node.
+        ops: Vec<(String, usize, String)>,
+    },
     #[error("{what} needs {need} bytes, over the budget of {budget} bytes")]
     OverBudget { what: &'static str, need: usize, budget: usize },
     #[error("calibration data: {0}")]
@@ -23,6 +28,16 @@ pub enum PackError {
     Mismatch(String),
     #[error("the packed model failed validation: {0}")]
     Invalid(#[from] tandem_micro::Error),
+}
+
+fn describe_ops(ops: &[(String, usize, String)]) -> String {
+    ops.iter()
+        .map(|(op, count, first)| {
+            let nodes = if *count == 1 { "1 node".to_string() } else { format!("{count} nodes") };
+            format!("{op} ({nodes}, first `{first}`)")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl PackError {

@@ -119,6 +119,7 @@ pub fn pack(
         lower_options.features = meta.outputs.features.clone();
         lower_options.normalisation = meta.normalisation.pairs();
     }
+    lower_options.input_shape = Some(input_dims(&model, meta)?);
     let graph = lower::lower(&model, &lower_options)?;
     let input_len = graph.tensors[graph.input].len();
     if calib.is_empty() {
@@ -135,7 +136,7 @@ pub fn pack(
     let f32_plan = plan::plan(&graph, 4);
     let f32_blob = emit::emit(&graph, &f32_plan, None, options.target);
     let mut f32_model = HostModel::new(&f32_blob)?;
-    let dims = input_dims(&model)?;
+    let dims = input_dims(&model, meta)?;
     let reference =
         reference::Reference::load(&model, &dims, &lower_options.logits, &lower_options.features)?;
     let lens = (graph.tensors[graph.logits].len(), graph.tensors[graph.features].len());
@@ -217,22 +218,32 @@ pub fn pack(
 }
 
 /// The model input's dimensions without the batch.
-fn input_dims(model: &OnnxModel) -> Result<Vec<usize>, PackError> {
+/// The shape of one input sample: the model's declared dimensions, with those it leaves open
+/// taken from the sidecar's input shape (1 when there is none to say).
+fn input_dims(model: &OnnxModel, meta: Option<&ModelMeta>) -> Result<Vec<usize>, PackError> {
     let spec = model
         .inputs()
         .into_iter()
         .next()
         .ok_or_else(|| PackError::Onnx { path: "model".into(), message: "no input".into() })?;
-    Ok(spec
-        .shape
-        .unwrap_or_default()
-        .iter()
-        .skip(1)
-        .map(|d| match d {
-            tandem_runtime::Dim::Fixed(n) => *n,
-            tandem_runtime::Dim::Symbolic(_) => 1,
-        })
-        .collect())
+    let pinned: Vec<usize> =
+        meta.map(|m| m.input.shape.iter().skip(1).map(|&d| d.max(1) as usize).collect()).unwrap_or_default();
+    let declared = spec.shape.unwrap_or_default();
+    let mut dims = Vec::with_capacity(declared.len().saturating_sub(1));
+    for (axis, d) in declared.iter().enumerate().skip(1) {
+        let side = pinned.get(axis - 1).copied();
+        dims.push(match (d, side) {
+            (tandem_runtime::Dim::Fixed(n), Some(s)) if *n != s => {
+                return Err(PackError::Sidecar(format!(
+                    "the sidecar's input shape says {s} on axis {axis}, the model {n}"
+                )))
+            }
+            (tandem_runtime::Dim::Fixed(n), _) => *n,
+            (tandem_runtime::Dim::Symbolic(_), Some(s)) => s,
+            (tandem_runtime::Dim::Symbolic(_), None) => 1,
+        });
+    }
+    Ok(dims)
 }
 
 /// `(min, max)` of every tensor of the f32 model over the calibration samples.
@@ -265,7 +276,7 @@ pub fn pack_file<E: std::fmt::Display>(
     let meta = ModelMeta::load_for_model(path).map_err(|e| PackError::Sidecar(e.to_string()))?;
     let model = OnnxModel::decode(&bytes)
         .map_err(|e| PackError::Onnx { path: path.to_owned(), message: e.to_string() })?;
-    let len: usize = input_dims(&model)?.iter().product();
+    let len: usize = input_dims(&model, meta.as_ref())?.iter().product();
     let samples = calib(len, meta.as_ref()).map_err(|e| PackError::Calibration(format!("{e:#}")))?;
     pack(&bytes, meta.as_ref(), &samples, options).map_err(|e| match e {
         PackError::Onnx { message, .. } => PackError::Onnx { path: path.to_owned(), message },

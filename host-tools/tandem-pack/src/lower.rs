@@ -110,12 +110,33 @@ pub struct LowerOptions {
     pub features: String,
     /// Input normalisation to embed.
     pub normalisation: Vec<(f32, f32)>,
+    /// The shape of one input sample, for the dimensions the model leaves open (from the
+    /// sidecar); `None`: every dimension but the batch must be fixed in the model.
+    pub input_shape: Option<Vec<usize>>,
 }
 
 impl Default for LowerOptions {
     fn default() -> Self {
-        LowerOptions { logits: "logits".into(), features: "features".into(), normalisation: Vec::new() }
+        LowerOptions {
+            logits: "logits".into(),
+            features: "features".into(),
+            normalisation: Vec::new(),
+            input_shape: None,
+        }
     }
+}
+
+/// Every op type of `model` the MCU engine has no kernel for, with its node count and first
+/// node, in graph order: all of them at once, so a user sees the whole gap in one run.
+pub fn unsupported_ops(model: &OnnxModel) -> Vec<(String, usize, String)> {
+    let mut found: Vec<(String, usize, String)> = Vec::new();
+    for node in model.graph().node.iter().filter(|n| !OPS.contains(&n.op_type.as_str())) {
+        match found.iter_mut().find(|(op, _, _)| *op == node.op_type) {
+            Some(entry) => entry.1 += 1,
+            None => found.push((node.op_type.clone(), 1, node_name(node))),
+        }
+    }
+    found
 }
 
 struct Lowering {
@@ -131,10 +152,16 @@ struct Lowering {
     /// Tensor → readers not yet lowered (graph outputs count as readers that never come).
     pending: HashMap<usize, usize>,
     opset: i64,
+    /// [`LowerOptions::input_shape`].
+    input_shape: Option<Vec<usize>>,
 }
 
 /// Lower a decoded ONNX model.
 pub fn lower(model: &OnnxModel, options: &LowerOptions) -> Result<Graph, PackError> {
+    let missing = unsupported_ops(model);
+    if !missing.is_empty() {
+        return Err(PackError::UnsupportedOps { ops: missing });
+    }
     let onnx = model.graph();
     let mut l = Lowering {
         graph: Graph {
@@ -153,6 +180,7 @@ pub fn lower(model: &OnnxModel, options: &LowerOptions) -> Result<Graph, PackErr
         producer: HashMap::new(),
         pending: HashMap::new(),
         opset: model.opset(),
+        input_shape: options.input_shape.clone(),
     };
     for init in &onnx.initializer {
         l.add_const(&init.name, init)?;
@@ -250,12 +278,14 @@ impl Lowering {
             }
         };
         let dims = spec.shape.clone().unwrap_or_default();
+        let pinned = self.input_shape.clone().unwrap_or_default();
         let fixed: Option<Vec<usize>> = dims
             .iter()
             .skip(1)
-            .map(|d| match d {
+            .enumerate()
+            .map(|(axis, d)| match d {
                 tandem_runtime::Dim::Fixed(n) => Some(*n),
-                tandem_runtime::Dim::Symbolic(_) => None,
+                tandem_runtime::Dim::Symbolic(_) => pinned.get(axis).copied(),
             })
             .collect();
         let batch_ok = match dims.first() {

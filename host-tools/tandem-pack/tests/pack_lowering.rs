@@ -194,21 +194,26 @@ std = [6.0]
 }
 
 #[test]
-fn unsupported_ops_name_the_op_and_the_node() {
+fn unsupported_ops_are_all_named_with_their_nodes() {
     let mut rng = Rng::new(16);
     let onnx = pack_support::builder(&[8], 8, 8)
         .initializer("w", &rng.tensor(&[8, 8], 0.5))
         .node("Gemm", "fc", &["input", "w"], &["h"], &[("transB", int(1))])
-        .node("Sigmoid", "squash", &["h"], &["features"], &[])
+        .node("Sigmoid", "squash", &["h"], &["s"], &[])
+        .node("Tanh", "t1", &["s"], &["t"], &[])
+        .node("Tanh", "t2", &["t"], &["features"], &[])
         .node("Identity", "id", &["features"], &["logits"], &[])
         .build();
     let calib = rng.samples(4, 8, -1.0, 1.0);
     let err = pack(&onnx, None, &calib, &options(false)).unwrap_err();
+    // Every missing op at once, with its count and first node.
+    let expected =
+        vec![("Sigmoid".to_string(), 1, "squash".to_string()), ("Tanh".to_string(), 2, "t1".to_string())];
+    assert!(matches!(&err, PackError::UnsupportedOps { ops } if *ops == expected), "{err}");
     assert!(
-        matches!(&err, PackError::Unsupported { op, node, .. } if op == "Sigmoid" && node == "squash"),
+        err.to_string().contains("Sigmoid (1 node, first `squash`), Tanh (2 nodes, first `t1`)"),
         "{err}"
     );
-    assert!(err.to_string().contains("Sigmoid") && err.to_string().contains("squash"));
 
     let onnx = pack_support::builder(&[2, 8, 8], 4, 4)
         .initializer("w", &rng.tensor(&[4, 2, 3, 3], 0.5))
