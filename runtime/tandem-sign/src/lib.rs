@@ -33,6 +33,8 @@
     arithmetic_overflow
 )]
 
+#[cfg(feature = "std")]
+pub mod fuzzing;
 pub mod keyfile;
 
 use core::fmt;

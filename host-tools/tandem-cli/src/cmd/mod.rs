@@ -11,6 +11,7 @@ pub mod export;
 #[cfg(feature = "ros")]
 pub mod fleet_merge;
 pub mod inspect;
+pub mod keys;
 #[cfg(feature = "ros")]
 pub mod node;
 pub mod pack;
