@@ -670,7 +670,8 @@ mod tests {
             assert_ne!(name(code as i32), "TANDEM_STATUS_UNKNOWN");
         }
         assert_eq!(name(10), "TANDEM_ERR_BUSY");
-        for bad in [-1, 11, 1000, i32::MIN, i32::MAX] {
+        assert_eq!(name(11), "TANDEM_ERR_SIGNATURE");
+        for bad in [-1, 12, 1000, i32::MIN, i32::MAX] {
             assert_eq!(name(bad), "TANDEM_STATUS_UNKNOWN", "{bad}");
         }
     }

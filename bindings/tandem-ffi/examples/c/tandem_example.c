@@ -94,7 +94,8 @@ static void bad_arguments(TandemEngine *engine, const float *sample, size_t len,
               tandem_engine_label(engine, SIZE_MAX) == NULL && tandem_engine_label(engine, 0) != NULL,
           "the value queries answer 0 or NULL for a NULL engine or an unknown class");
     check(strcmp(tandem_status_name(-1), "TANDEM_STATUS_UNKNOWN") == 0 &&
-              strcmp(tandem_status_name(11), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(12), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(TANDEM_ERR_SIGNATURE), "TANDEM_ERR_SIGNATURE") == 0 &&
               strcmp(tandem_status_name(INT32_MIN), "TANDEM_STATUS_UNKNOWN") == 0 &&
               strcmp(tandem_status_name(TANDEM_ERR_BUSY), "TANDEM_ERR_BUSY") == 0,
           "tandem_status_name takes any integer");
