@@ -8,6 +8,12 @@
 //! the blobs and the sizes (the arena is a static of exactly the model's size). Without
 //! `$TANDEM_MODEL_DIR` nothing is embedded and `tandem-infer` says so and fails.
 //!
+//! A signed `model.tdm` (docs/FORMAT.md, "Signatures") comes with the signer's public key file
+//! `signing.pub` in the same folder: its 32 bytes are embedded as `PUBKEY` (zeros when there is
+//! none) and the signature is checked here too, so a broken fixture fails the build, not the
+//! run. The `inject-sig-fault` feature flips one bit of the embedded model after that check, and
+//! `foreign-key` embeds another key (from a fixed seed): the firmware must refuse both.
+//!
 //! Likewise for the `tandem-adapt` binary: `$TANDEM_ADAPT_DIR` holds an adaptation fixture as
 //! `tandem pack --adapt-fixture DIR` writes it (`peer0.tdm`, `peer1.tdm`, `sources.bin`,
 //! `inputs.f32`, `labels.u8`); `OUT_DIR/adapt.rs` gets the blobs, the sizes, and the peers'
@@ -22,6 +28,7 @@
 use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use tandem_micro::tandem_sign;
 
 const BOARDS: [&str; 2] = ["an386", "an500"];
 
@@ -69,14 +76,24 @@ fn embed_model() {
         }
         None => (String::new(), vec![Vec::new(); 3]),
     };
+    let mut blobs = blobs;
+    let mut pubkey = [0u8; 32];
     let (arena, sample_len) = if blobs[0].is_empty() {
         (0, 0)
     } else {
-        let model =
-            tandem_micro::Model::new(&blobs[0]).unwrap_or_else(|e| panic!("model.tdm is invalid: {e}"));
+        let dir = env::var_os("TANDEM_MODEL_DIR").map(PathBuf::from).unwrap_or_default();
+        let body = signed_body(&blobs[0], &dir, &mut pubkey);
+        let model = tandem_micro::Model::new(&body).unwrap_or_else(|e| panic!("model.tdm is invalid: {e}"));
         let input = model.input().expect("validated model has an input");
         (model.arena_size(), input.len())
     };
+    if env::var_os("CARGO_FEATURE_INJECT_SIG_FAULT").is_some() && !blobs[0].is_empty() {
+        let at = blobs[0].len() / 2;
+        blobs[0][at] ^= 0x10;
+    }
+    if env::var_os("CARGO_FEATURE_FOREIGN_KEY").is_some() {
+        pubkey = *tandem_sign::SecretKey::from_seed(&[0x5a; 32]).public().as_bytes();
+    }
     let samples = blobs[2].len();
     assert_eq!(
         blobs[1].len(),
@@ -96,11 +113,31 @@ fn embed_model() {
     writeln!(code, "pub static INPUTS: &[u8] = include_bytes!(\"{}\");", path("inputs.f32")).unwrap();
     writeln!(code, "/// One label per sample.").unwrap();
     writeln!(code, "pub static LABELS: &[u8] = include_bytes!(\"{}\");", path("labels.u8")).unwrap();
+    writeln!(code, "/// The public key the model's signature must verify with (zeros: none given).").unwrap();
+    writeln!(code, "pub static PUBKEY: [u8; 32] = {pubkey:?};").unwrap();
     writeln!(code, "/// Arena bytes the model needs.").unwrap();
     writeln!(code, "pub const ARENA_SIZE: usize = {arena};").unwrap();
     writeln!(code, "/// Values per sample.").unwrap();
     writeln!(code, "pub const SAMPLE_LEN: usize = {sample_len};").unwrap();
     std::fs::write(out.join("model.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// The `.tdm` a blob signs, its signature checked with `dir/signing.pub` (whose key goes to
+/// `pubkey`); an unsigned blob as it is.
+fn signed_body(blob: &[u8], dir: &Path, pubkey: &mut [u8; 32]) -> Vec<u8> {
+    if !tandem_sign::is_signed(blob) {
+        return blob.to_vec();
+    }
+    let key_path = dir.join("signing.pub");
+    println!("cargo:rerun-if-changed={}", key_path.display());
+    let text = std::fs::read_to_string(&key_path)
+        .unwrap_or_else(|e| panic!("a signed .tdm: cannot read {}: {e}", key_path.display()));
+    let key =
+        tandem_sign::keyfile::parse_public(&text).unwrap_or_else(|e| panic!("{}: {e}", key_path.display()));
+    *pubkey = *key.as_bytes();
+    let verified = tandem_sign::verify(blob, std::slice::from_ref(&key))
+        .unwrap_or_else(|e| panic!("a signed .tdm: {e}"));
+    verified.body.to_vec()
 }
 
 /// A little-endian f32 at `at` as a Rust expression that rebuilds it bit for bit.
@@ -145,11 +182,14 @@ fn embed_adapt() {
         std::fs::write(out.join(format!("adapt-{file}")), blob).expect("OUT_DIR is writable");
     }
     let mut code = String::new();
+    let mut pubkey = [0u8; 32];
     let path = |f: &str| out.join(format!("adapt-{f}")).display().to_string().escape_default().to_string();
     let (arenas, sample_len, features, classes, sources) = if blobs[0].is_empty() {
         ([0, 0], 0, 1, 2, "[tandem_adapt::PeerSource::ZERO; 2]".to_string())
     } else {
-        let models: Vec<tandem_micro::Model> = blobs[..2]
+        let dir = env::var_os("TANDEM_ADAPT_DIR").map(PathBuf::from).unwrap_or_default();
+        let bodies: Vec<Vec<u8>> = blobs[..2].iter().map(|b| signed_body(b, &dir, &mut pubkey)).collect();
+        let models: Vec<tandem_micro::Model> = bodies
             .iter()
             .map(|b| tandem_micro::Model::new(b).unwrap_or_else(|e| panic!("a peer .tdm is invalid: {e}")))
             .collect();
@@ -194,6 +234,8 @@ fn embed_adapt() {
         samples * sample_len * 4,
         "inputs.f32 must hold {samples} samples (labels.u8) of {sample_len} f32 values"
     );
+    writeln!(code, "/// The public key the peers' signatures must verify with (zeros: none given).").unwrap();
+    writeln!(code, "pub static PUBKEY: [u8; 32] = {pubkey:?};").unwrap();
     writeln!(code, "/// Peers in the cohort.").unwrap();
     writeln!(code, "pub const PEERS: usize = 2;").unwrap();
     writeln!(code, "/// Feature capacity (features are zero-padded to it) and classes.").unwrap();

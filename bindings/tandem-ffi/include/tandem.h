@@ -35,6 +35,10 @@ typedef enum TandemStatus {
   TANDEM_ERR_PANIC = 9,
   // Another thread's call on this engine is running: nothing was done; try again.
   TANDEM_ERR_BUSY = 10,
+  // A peer bundle or snapshot is unsigned (where signatures are required), tampered with,
+  // or signed by a key the engine does not trust; or a key file is unusable. Refused,
+  // state untouched.
+  TANDEM_ERR_SIGNATURE = 11,
 } TandemStatus;
 
 // A cohort of peers with its adapting heads (opaque). What is fixed at opening is read
@@ -82,12 +86,20 @@ const char *tandem_status_name(int32_t status);
 // Open a cohort: `n_peers` ONNX paths (each with its `peer.toml` next to it), the source
 // statistics file (`.tdss`, written by `tandem node --write-sources`), and the adaptation
 // method: `mutual`, `self`, `tent`, `adabn`, `prototypes`, `source` (nothing adapts) or
-// `none` (prediction only). Runs on tract. On success `*out` owns the engine: free it with
+// `none` (prediction only). Runs on tract. Signatures (docs/FORMAT.md): each peer's bundle
+// signature (`peer.sig`) and every snapshot loaded later are verified against the public key
+// file `pubkey_path`; with `allow_unsigned` false (the production setting) unsigned ones are
+// refused (`TANDEM_ERR_SIGNATURE`), with true they pass (development). `pubkey_path` may be
+// NULL only with `allow_unsigned`. `sign_key_path` (a secret key file, or NULL) signs the
+// snapshots the engine writes. On success `*out` owns the engine: free it with
 // `tandem_engine_free`.
 enum TandemStatus tandem_engine_open(const char *const *peer_paths,
                                      uintptr_t n_peers,
                                      const char *sources_path,
                                      const char *method,
+                                     const char *pubkey_path,
+                                     const char *sign_key_path,
+                                     bool allow_unsigned,
                                      struct TandemEngine **out);
 
 // Free an engine (NULL is ignored).

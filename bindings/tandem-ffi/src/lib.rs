@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use tandem_ros::engine::{Engine, EngineError, EngineOptions, SourceStats};
 use tandem_ros::msg::Image;
 use tandem_ros::preprocess::{image_sample, ImageOptions};
+use tandem_runtime::trust::{Signer, Trust};
 
 /// What a call did.
 #[repr(C)]
@@ -56,11 +57,15 @@ pub enum TandemStatus {
     TANDEM_ERR_PANIC = 9,
     /// Another thread's call on this engine is running: nothing was done; try again.
     TANDEM_ERR_BUSY = 10,
+    /// A peer bundle or snapshot is unsigned (where signatures are required), tampered with,
+    /// or signed by a key the engine does not trust; or a key file is unusable. Refused,
+    /// state untouched.
+    TANDEM_ERR_SIGNATURE = 11,
 }
 
 impl TandemStatus {
     /// Every status, in code order.
-    const ALL: [TandemStatus; 11] = [
+    const ALL: [TandemStatus; 12] = [
         TANDEM_OK,
         TANDEM_ERR_ARGUMENT,
         TANDEM_ERR_IO,
@@ -72,6 +77,7 @@ impl TandemStatus {
         TANDEM_ERR_RUNTIME,
         TANDEM_ERR_PANIC,
         TANDEM_ERR_BUSY,
+        TANDEM_ERR_SIGNATURE,
     ];
 
     /// The status of an integer code, if it is one.
@@ -149,6 +155,10 @@ fn status_of(e: &EngineError) -> TandemStatus {
         EngineError::Unsupported(_) | EngineError::Config(_) => TANDEM_ERR_MODEL,
         EngineError::Sources { .. } | EngineError::SourcesMismatch(_) => TANDEM_ERR_SOURCES,
         EngineError::SampleLength { .. } => TANDEM_ERR_INPUT,
+        EngineError::Trust(tandem_runtime::TrustError::Io { .. }) => TANDEM_ERR_IO,
+        EngineError::Trust(_) | EngineError::Snapshot(tandem_adapt::SnapshotError::Signature(_)) => {
+            TANDEM_ERR_SIGNATURE
+        }
         EngineError::Snapshot(_) | EngineError::Merge(_) => TANDEM_ERR_SNAPSHOT,
         EngineError::Sample(_) => TANDEM_ERR_NON_FINITE,
     }
@@ -245,6 +255,7 @@ pub extern "C" fn tandem_status_name(status: i32) -> *const c_char {
         TANDEM_ERR_RUNTIME => "TANDEM_ERR_RUNTIME\0",
         TANDEM_ERR_PANIC => "TANDEM_ERR_PANIC\0",
         TANDEM_ERR_BUSY => "TANDEM_ERR_BUSY\0",
+        TANDEM_ERR_SIGNATURE => "TANDEM_ERR_SIGNATURE\0",
     };
     s.as_ptr().cast()
 }
@@ -252,14 +263,23 @@ pub extern "C" fn tandem_status_name(status: i32) -> *const c_char {
 /// Open a cohort: `n_peers` ONNX paths (each with its `peer.toml` next to it), the source
 /// statistics file (`.tdss`, written by `tandem node --write-sources`), and the adaptation
 /// method: `mutual`, `self`, `tent`, `adabn`, `prototypes`, `source` (nothing adapts) or
-/// `none` (prediction only). Runs on tract. On success `*out` owns the engine: free it with
+/// `none` (prediction only). Runs on tract. Signatures (docs/FORMAT.md): each peer's bundle
+/// signature (`peer.sig`) and every snapshot loaded later are verified against the public key
+/// file `pubkey_path`; with `allow_unsigned` false (the production setting) unsigned ones are
+/// refused (`TANDEM_ERR_SIGNATURE`), with true they pass (development). `pubkey_path` may be
+/// NULL only with `allow_unsigned`. `sign_key_path` (a secret key file, or NULL) signs the
+/// snapshots the engine writes. On success `*out` owns the engine: free it with
 /// `tandem_engine_free`.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn tandem_engine_open(
     peer_paths: *const *const c_char,
     n_peers: usize,
     sources_path: *const c_char,
     method: *const c_char,
+    pubkey_path: *const c_char,
+    sign_key_path: *const c_char,
+    allow_unsigned: bool,
     out: *mut *mut TandemEngine,
 ) -> TandemStatus {
     guard(|| {
@@ -285,7 +305,23 @@ pub unsafe extern "C" fn tandem_engine_open(
             Ok(found) => found,
             Err(message) => return fail(TANDEM_ERR_ARGUMENT, message),
         };
-        let options = EngineOptions { config, adapt, ..Default::default() };
+        let mut options = EngineOptions { config, adapt, ..Default::default() };
+        let key_path =
+            |p: *const c_char, what| (!p.is_null()).then(|| str_arg(p, what).map(PathBuf::from)).transpose();
+        let (pubkey, sign_key) =
+            match (key_path(pubkey_path, "pubkey_path"), key_path(sign_key_path, "sign_key_path")) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(s), _) | (_, Err(s)) => return s,
+            };
+        if pubkey.is_none() && !allow_unsigned {
+            return fail(TANDEM_ERR_ARGUMENT, "pubkey_path is NULL and unsigned files are not allowed");
+        }
+        let trusted = Trust::from_key_files(&pubkey.into_iter().collect::<Vec<_>>(), allow_unsigned)
+            .and_then(|t| Ok((t, sign_key.as_deref().map(Signer::from_key_file).transpose()?)));
+        match trusted {
+            Ok((trust, signer)) => (options.trust, options.signer) = (trust, signer),
+            Err(e) => return engine_error(e.into()),
+        }
         let opened = Engine::load_peers(&paths, &options).and_then(|peers| {
             let stats = SourceStats::load(sources.as_ref())?;
             Engine::new(peers, &stats, &options)
@@ -634,7 +670,8 @@ mod tests {
             assert_ne!(name(code as i32), "TANDEM_STATUS_UNKNOWN");
         }
         assert_eq!(name(10), "TANDEM_ERR_BUSY");
-        for bad in [-1, 11, 1000, i32::MIN, i32::MAX] {
+        assert_eq!(name(11), "TANDEM_ERR_SIGNATURE");
+        for bad in [-1, 12, 1000, i32::MIN, i32::MAX] {
             assert_eq!(name(bad), "TANDEM_STATUS_UNKNOWN", "{bad}");
         }
     }

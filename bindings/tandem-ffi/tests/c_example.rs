@@ -38,8 +38,12 @@ fn mnist8_pair() -> Vec<PathBuf> {
 /// as `tandem node` and `tandem adapt` measure them).
 fn peers_and_sources(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
     let peers = mnist8_pair();
-    let config = tandem_ros::config::NodeConfig { peers: peers.clone(), ..Default::default() };
-    let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
+    let config = tandem_ros::config::NodeConfig {
+        peers: peers.clone(),
+        trust: tandem_ros::config::TrustConfig { allow_unsigned: true, ..Default::default() },
+        ..Default::default()
+    };
+    let mut loaded = Engine::load_peers(&peers, &EngineOptions::allow_unsigned()).unwrap();
     let stats: SourceStats = tandem_harness::node::source_stats(&config, &mut loaded)
         .expect("source statistics (fetch the data with: tandem data fetch mnist)");
     let path = dir.join("mnist8.tdss");
@@ -58,7 +62,7 @@ fn the_c_example_builds_runs_and_predicts_like_the_rust_engine() {
     std::fs::write(&stream_path, stream.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
 
     // What the Rust engine predicts on the same stream.
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let stats = SourceStats::load(&sources).unwrap();
     let mut engine = Engine::new(Engine::load_peers(&peers, &options).unwrap(), &stats, &options).unwrap();
     let want: Vec<(usize, f32)> = stream

@@ -2,6 +2,9 @@
 //! model, loads a sample, runs it and exits with the predicted class. Built with the
 //! `no-engine` feature it does the same I/O with the engine replaced by a no-op, so the
 //! difference of the two `text` sizes is the engine's code (`scripts/firmware engine-size`).
+//! Built with `verify` it checks the model's signature first (`Model::new_signed`): the
+//! difference to the build without is the signature verifier's code (`scripts/firmware
+//! verify-size`).
 #![no_std]
 #![no_main]
 
@@ -30,7 +33,13 @@ fn main() -> ! {
 
 #[cfg(not(feature = "no-engine"))]
 fn run(model: &'static [u8], arena: &mut [u8], sample: &[f32]) -> i32 {
-    let result = tandem_micro::Model::new(model).and_then(|m| {
+    #[cfg(feature = "verify")]
+    let loaded = tandem_micro::tandem_sign::PublicKey::from_bytes(black_box(&embedded::PUBKEY))
+        .map_err(tandem_micro::Error::Signature)
+        .and_then(|key| tandem_micro::Model::new_signed(model, core::slice::from_ref(&key)));
+    #[cfg(not(feature = "verify"))]
+    let loaded = tandem_micro::Model::new(model);
+    let result = loaded.and_then(|m| {
         m.set_input(arena, sample)?;
         m.run(arena)?;
         m.argmax(arena)

@@ -6,6 +6,8 @@
 //! of the final adapted state (as a snapshot), instructions per inference and per adaptation
 //! step, and RAM. `scripts/firmware test` compares the lines with the host's run of the same
 //! stream in the same order (`tandem pack --adapt-fixture`). Exits 0 when every sample ran.
+//! Both peers' signatures are verified against the embedded public key before the first run
+//! (`Model::new_signed`); unsigned peers pass only in a build with `allow-unsigned`.
 #![no_std]
 #![no_main]
 
@@ -22,7 +24,8 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/adapt.rs"));
 }
 use embedded::{
-    ARENA0_SIZE, ARENA1_SIZE, CLASSES, FEATURES, INPUTS, LABELS, PEER0, PEER1, PEERS, SAMPLE_LEN, SOURCES,
+    ARENA0_SIZE, ARENA1_SIZE, CLASSES, FEATURES, INPUTS, LABELS, PEER0, PEER1, PEERS, PUBKEY, SAMPLE_LEN,
+    SOURCES,
 };
 
 /// The configuration the host ran the same stream with (`tandem_harness::fixture::adaptation::CONFIG`).
@@ -63,7 +66,7 @@ fn main() -> ! {
         );
         exit(EXIT_FAILURE)
     }
-    let (model0, model1) = match (Model::new(PEER0), Model::new(PEER1)) {
+    let (model0, model1) = match (open_peer(PEER0), open_peer(PEER1)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             error!("peer model rejected: error code {=u8}", e.code());
@@ -220,4 +223,14 @@ fn report_instructions(t: &Ticks, per_tick: u64, n: u64) {
         larger / 10,
         larger % 10
     );
+}
+
+/// A peer's `.tdm`, its signature verified first (see the module documentation).
+fn open_peer(blob: &'static [u8]) -> Result<Model<'static>, tandem_micro::Error> {
+    use tandem_micro::tandem_sign::{is_signed, PublicKey};
+    if cfg!(feature = "allow-unsigned") && !is_signed(blob) {
+        return Model::new(blob);
+    }
+    let key = PublicKey::from_bytes(&PUBKEY).map_err(tandem_micro::Error::Signature)?;
+    Model::new_signed(blob, core::slice::from_ref(&key))
 }

@@ -4,6 +4,12 @@
 //! accuracy, instructions per inference and per MAC of the Conv and Dense ops, and RAM use.
 //! Exits 0 when every sample ran, 1 otherwise. `scripts/firmware test` compares the per-sample
 //! lines with what the host engine computes for the same `.tdm`.
+//!
+//! Before the first run the model's signature is verified against the public key embedded at
+//! build time (`signing.pub` of the fixture, docs/FORMAT.md "Signatures"), and the instructions
+//! the check took are reported; an unsigned, tampered or foreign-signed model is refused (exit
+//! 1) unless the firmware is built with the `allow-unsigned` feature, which accepts an
+//! unsigned model (a signed one is still verified).
 #![no_std]
 #![no_main]
 
@@ -17,7 +23,8 @@ use tandem_micro::{crc32, Model, OpKind};
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
-use embedded::{ARENA_SIZE, INPUTS, LABELS, MODEL, MODEL_NAME, SAMPLE_LEN};
+use embedded::{ARENA_SIZE, INPUTS, LABELS, MODEL, MODEL_NAME, PUBKEY, SAMPLE_LEN};
+use tandem_micro::tandem_sign::{self, PublicKey};
 
 /// The model's arena: a static of exactly the size the packer planned.
 static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
@@ -33,10 +40,16 @@ fn main() -> ! {
         error!("no model embedded: build with TANDEM_MODEL_DIR set (scripts/firmware test does)");
         exit(EXIT_FAILURE)
     }
-    let model = match Model::new(MODEL) {
+    let per_tick = counter.calibrate().instructions_per_tick();
+    let model = match open_model(&counter, per_tick) {
         Ok(m) => m,
         Err(e) => {
-            error!("model rejected: error code {=u8}", e.code());
+            match e {
+                tandem_micro::Error::Signature(s) => {
+                    error!("model refused: signature error code {=u8}", s.code())
+                }
+                _ => error!("model rejected: error code {=u8}", e.code()),
+            }
             exit(EXIT_FAILURE)
         }
     };
@@ -51,7 +64,6 @@ fn main() -> ! {
         LABELS.len()
     );
 
-    let per_tick = counter.calibrate().instructions_per_tick();
     let mut sample = [0f32; SAMPLE_LEN];
     let (mut correct, mut ticks, mut failed) = (0usize, 0u64, 0u32);
     let mut all_logits = 0u32;
@@ -161,4 +173,38 @@ fn kind_name(kind: OpKind) -> &'static str {
         OpKind::Softmax => "softmax",
         OpKind::Clamp => "clamp",
     }
+}
+
+/// Verify the embedded model's signature (timed), then validate it: the one gate before the
+/// first run.
+fn open_model(
+    counter: &InstructionCounter,
+    per_tick: Option<u64>,
+) -> Result<Model<'static>, tandem_micro::Error> {
+    let unsigned = if cfg!(feature = "allow-unsigned") {
+        tandem_sign::Unsigned::Allow
+    } else {
+        tandem_sign::Unsigned::Refuse
+    };
+    if unsigned == tandem_sign::Unsigned::Allow && !tandem_sign::is_signed(MODEL) {
+        info!("signature: none (accepted: built with allow-unsigned)");
+        return Model::new(MODEL);
+    }
+    let key = PublicKey::from_bytes(&PUBKEY).map_err(tandem_micro::Error::Signature)?;
+    let keys = core::slice::from_ref(&key);
+    let mut verified = Err(tandem_sign::Error::Unsigned);
+    let ticks = counter.measure(1, || verified = tandem_sign::verify(MODEL, keys).map(|v| v.body));
+    let body = verified.map_err(tandem_micro::Error::Signature)?;
+    let signed = body.len();
+    let id = key.key_id().0;
+    match per_tick {
+        Some(per_tick) => info!(
+            "signature: verified (key {=[u8]:02x}), {=usize} B signed, {=u64} instructions",
+            id[..],
+            signed,
+            ticks * per_tick
+        ),
+        None => info!("signature: verified (key {=[u8]:02x}), {=usize} B signed", id[..], signed),
+    }
+    Model::new(body)
 }

@@ -36,6 +36,12 @@ enum Command {
     Baseline(cmd::baseline::Args),
     /// Pack an ONNX peer into a .tdm for the tandem-micro MCU engine (int8 or f32).
     Pack(cmd::pack::Args),
+    /// Ed25519 signing keys: `tandem keys new --out DIR`.
+    Keys(cmd::keys::KeysArgs),
+    /// Sign a .tdm, a snapshot or a peer bundle with a secret key.
+    Sign(cmd::keys::SignArgs),
+    /// Verify a signed file or peer bundle against public keys (exit status 1 if refused).
+    Verify(cmd::keys::VerifyArgs),
     #[cfg(feature = "ros")]
     /// Run a ROS 2 node (DDS, no ROS install): predict, adapt online, publish; see docs/ROBOTICS.md.
     Node(cmd::node::Args),
@@ -57,6 +63,9 @@ fn main() -> anyhow::Result<()> {
         Command::Adapt(args) => cmd::adapt::run(args),
         Command::Baseline(args) => cmd::baseline::run(args),
         Command::Pack(args) => cmd::pack::run(args),
+        Command::Keys(args) => cmd::keys::keys(args),
+        Command::Sign(args) => cmd::keys::sign(args),
+        Command::Verify(args) => cmd::keys::verify(args),
         #[cfg(feature = "ros")]
         Command::Node(args) => cmd::node::run(args),
         #[cfg(feature = "ros")]

@@ -212,7 +212,7 @@ fn the_node_replays_uci_digits_exactly_like_tandem_adapt_across_a_restart() {
     assert_eq!(report["stream_len"].as_u64().unwrap() as usize, samples.len());
 
     let out = Command::new(TANDEM)
-        .args(["node", "--peers", &peer_list, "--write-sources"])
+        .args(["node", "--allow-unsigned", "--peers", &peer_list, "--write-sources"])
         .arg(&sources)
         .output()
         .unwrap();
@@ -222,6 +222,7 @@ fn the_node_replays_uci_digits_exactly_like_tandem_adapt_across_a_restart() {
     let node_args = |state: &Path| -> Vec<String> {
         [
             "node",
+            "--allow-unsigned",
             "--peers",
             &peer_list,
             "--sources",
@@ -300,7 +301,7 @@ fn three_node_processes_and_a_merger_process() {
     let peer_list = format!("{},{}", peers[0].display(), peers[1].display());
     let sources = dir.path().join("mnist8.tdss");
     let out = Command::new(TANDEM)
-        .args(["node", "--peers", &peer_list, "--write-sources"])
+        .args(["node", "--allow-unsigned", "--peers", &peer_list, "--write-sources"])
         .arg(&sources)
         .output()
         .unwrap();
@@ -320,6 +321,7 @@ fn three_node_processes_and_a_merger_process() {
             );
             Proc::spawn(&[
                 "node",
+                "--allow-unsigned",
                 "--peers",
                 &peer_list,
                 "--sources",
@@ -354,6 +356,7 @@ fn three_node_processes_and_a_merger_process() {
     }
     let mut merger = Proc::spawn(&[
         "fleet-merge",
+        "--allow-unsigned",
         "--fingerprint",
         &fingerprint,
         "--min-nodes",

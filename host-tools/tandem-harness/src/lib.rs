@@ -9,6 +9,7 @@
 //! - [`baseline`]: a classical model on window statistics that the peers must beat;
 //! - [`calib`] and [`fixture`]: calibration inputs for `tandem pack` and the firmware's
 //!   fixtures;
+//! - [`keys`]: key files, `tandem sign` and `tandem verify`;
 //! - [`node`]: the robot engine `tandem node` runs, from a node configuration;
 //! - [`demo`]: the main job end to end (`tandem demo`).
 
@@ -18,6 +19,7 @@ pub mod calib;
 pub mod demo;
 pub mod fixture;
 pub mod import;
+pub mod keys;
 pub mod node;
 pub mod parity;
 pub mod source;

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use tandem_adapt::Config;
 use tandem_ros::config::NodeConfig;
 use tandem_ros::engine::{Engine, EngineOptions, PeerModel, SourceStats};
+use tandem_runtime::trust::{Signer, Trust};
 use tandem_runtime::BackendKind;
 
 /// The adaptation configuration of `method` on top of `tandem adapt`'s defaults, so a node
@@ -40,6 +41,8 @@ pub fn engine_options(config: &NodeConfig) -> Result<EngineOptions> {
         adapt: true,
         image_size: config.input.image_size.map(|[h, w]| (h, w)),
         ort_fallback_library: crate::parity::cached_ort_library(),
+        trust: Trust::from_key_files(&config.trust.pubkeys, config.trust.allow_unsigned)?,
+        signer: config.trust.sign_key.as_deref().map(Signer::from_key_file).transpose()?,
     })
 }
 

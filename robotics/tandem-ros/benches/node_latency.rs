@@ -78,7 +78,7 @@ fn stats(label: &str, v: &[f64]) -> (f64, f64) {
 
 fn main() {
     let a = args();
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let sources = SourceStats::load(&a.sources).expect("source statistics");
     let engine = || Engine::new(Engine::load_peers(&a.peers, &options).unwrap(), &sources, &options).unwrap();
     let mut e = engine();

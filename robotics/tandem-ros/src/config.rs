@@ -55,6 +55,20 @@ pub struct NodeConfig {
     pub input: InputConfig,
     pub output: OutputConfig,
     pub fleet: FleetConfig,
+    pub trust: TrustConfig,
+}
+
+/// Signatures: whose keys the node trusts (peer bundles, its state files, merged states), and
+/// the key it signs its own states with.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// Public key files (`tandem keys new`) whose signatures are accepted.
+    pub pubkeys: Vec<PathBuf>,
+    /// Accept unsigned peers and snapshots (development only; `--allow-unsigned`).
+    pub allow_unsigned: bool,
+    /// Secret key file that signs the states this node writes and publishes.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Input topic and preprocessing.
@@ -124,6 +138,7 @@ impl Default for NodeConfig {
             input: InputConfig::default(),
             output: OutputConfig::default(),
             fleet: FleetConfig::default(),
+            trust: TrustConfig::default(),
         }
     }
 }
@@ -189,6 +204,8 @@ impl NodeConfig {
         c.peers.iter_mut().for_each(rebase);
         c.sources.iter_mut().for_each(rebase);
         c.state.iter_mut().for_each(rebase);
+        c.trust.pubkeys.iter_mut().for_each(rebase);
+        c.trust.sign_key.iter_mut().for_each(rebase);
         Ok(c)
     }
 

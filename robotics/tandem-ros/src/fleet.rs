@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tandem_runtime::trust::{Signer, Trust};
 
 /// How the merger runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,11 @@ pub struct MergerConfig {
     pub min_nodes: usize,
     /// Quiet time after the last arrival before merging (lets a round of publications land).
     pub settle: Duration,
+    /// Whose signatures the merger accepts on the nodes' states; unsigned ones only when
+    /// `trust.unsigned` allows them.
+    pub trust: Trust,
+    /// Signs the merged state; `None`: published unsigned.
+    pub signer: Option<Signer>,
 }
 
 /// What the merger did.
@@ -38,6 +44,9 @@ pub struct MergerReport {
     pub refused_model: u64,
     /// Refused: corrupt, truncated, another format version, invalid values.
     pub refused_corrupt: u64,
+    /// Refused: unsigned (where signatures are required), tampered with, or signed by a key
+    /// the merger does not trust.
+    pub refused_signature: u64,
     /// Nodes whose latest state is held.
     pub nodes: Vec<String>,
     /// Weights (samples seen) of the last merge, in node-name order.
@@ -69,8 +78,17 @@ impl Merger {
     }
 
     /// Check one arrival and keep it as its node's latest state, or refuse and count it.
-    pub fn accept(&mut self, m: HeadSnapshot) {
+    pub fn accept(&mut self, mut m: HeadSnapshot) {
         self.report.received += 1;
+        let trust = &self.config.trust;
+        match tandem_adapt::snapshot::open_signed(&m.snapshot, &trust.keys, trust.unsigned) {
+            Ok(body) => m.snapshot = body.to_vec(),
+            Err(e) => {
+                self.report.refused_signature += 1;
+                log::warn!("refused the state from `{}`: {e}", m.node_id);
+                return;
+            }
+        }
         let expected = self.config.fingerprint;
         let verdict = if m.fingerprint != expected {
             Err((true, format!("fingerprint {:08x}, expected {expected:08x}", m.fingerprint)))
@@ -128,7 +146,10 @@ impl Merger {
                     node_id: self.config.transport.name.clone(),
                     fingerprint: self.config.fingerprint,
                     samples_seen: seen,
-                    snapshot: bytes,
+                    snapshot: match &self.config.signer {
+                        Some(signer) => signer.sign(&bytes),
+                        None => bytes,
+                    },
                 })
             }
             Err(e) => {

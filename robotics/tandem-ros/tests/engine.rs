@@ -13,7 +13,7 @@ use tandem_ros::engine::{check_snapshot, merge_snapshots, Engine, EngineError, E
 fn batch_one_features_equal_batched_features() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
+    let mut loaded = Engine::load_peers(&peers, &EngineOptions::allow_unsigned()).unwrap();
     let raw = stream(STATS_BATCH + 7, 3);
     for p in &mut loaded {
         let batched = p.features(&raw).unwrap();
@@ -33,10 +33,10 @@ fn the_engine_is_tandem_adapt_behind_a_trait_object() {
     const C: usize = CLASSES;
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let mut engine = engine(&peers, &EngineOptions::default());
+    let mut engine = engine(&peers, &EngineOptions::allow_unsigned());
     assert_eq!(engine.shape(), (2, F, C));
 
-    let mut loaded = Engine::load_peers(&peers, &EngineOptions::default()).unwrap();
+    let mut loaded = Engine::load_peers(&peers, &EngineOptions::allow_unsigned()).unwrap();
     let stats = sources(&peers);
     let src: [PeerSource<F, C>; 2] = core::array::from_fn(|i| {
         let (h, s) = (&loaded[i].head, &stats.peers[i]);
@@ -82,7 +82,7 @@ fn the_engine_is_tandem_adapt_behind_a_trait_object() {
 fn the_adapted_state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let raw = stream(300, 8);
     let (first, second) = raw.split_at(200 * INPUTS);
 
@@ -116,7 +116,7 @@ fn the_adapted_state_survives_a_restart() {
 fn snapshots_of_other_models_or_corrupt_ones_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let mut engine = engine(&peers, &EngineOptions::default());
+    let mut engine = engine(&peers, &EngineOptions::allow_unsigned());
     for s in stream(100, 1).chunks(INPUTS) {
         engine.run(s).unwrap();
     }
@@ -125,7 +125,7 @@ fn snapshots_of_other_models_or_corrupt_ones_are_refused_and_change_nothing() {
     // Same shape, other models: one peer with other weights (another feature count, same capacity).
     let other_dir = tempfile::tempdir().unwrap();
     let other_peers = vec![write_peer(other_dir.path(), "a", 12), write_peer(other_dir.path(), "c", 24)];
-    let mut other = common::engine(&other_peers, &EngineOptions::default());
+    let mut other = common::engine(&other_peers, &EngineOptions::allow_unsigned());
     assert_eq!(other.shape(), engine.shape());
     assert_ne!(other.fingerprint(), engine.fingerprint());
     let foreign = other.snapshot();
@@ -157,7 +157,7 @@ fn snapshots_of_other_models_or_corrupt_ones_are_refused_and_change_nothing() {
 fn adopting_a_merged_state_keeps_the_nodes_own_counters() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let mut nodes: Vec<Engine> = (0..3).map(|_| engine(&peers, &options)).collect();
     for (k, node) in nodes.iter_mut().enumerate() {
         // Unequal shares of the stream, so the weights differ.
@@ -202,7 +202,7 @@ fn zero_state<const P: usize, const F: usize, const C: usize>() -> tandem_adapt:
 fn statistics_of_other_heads_or_shapes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let mut stats = sources(&peers);
     stats.peers.swap(0, 1);
     let err = Engine::new(Engine::load_peers(&peers, &options).unwrap(), &stats, &options).unwrap_err();
@@ -228,21 +228,21 @@ fn statistics_of_other_heads_or_shapes_are_refused() {
 fn wrong_lengths_and_non_finite_samples_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let mut engine = engine(&peers, &EngineOptions::default());
+    let mut engine = engine(&peers, &EngineOptions::allow_unsigned());
     assert!(matches!(engine.run(&[1.0; 63]), Err(EngineError::SampleLength { expected: 64, got: 63 })));
     let mut nan = stream(1, 4);
     nan[10] = f32::NAN;
     assert!(matches!(engine.run(&nan), Err(EngineError::Sample(_))));
     assert_eq!(engine.counters().skipped_non_finite, 1);
     assert_eq!(engine.counters().seen, 0);
-    assert!(Engine::load_peers(&[dir.path().join("missing.onnx")], &EngineOptions::default()).is_err());
+    assert!(Engine::load_peers(&[dir.path().join("missing.onnx")], &EngineOptions::allow_unsigned()).is_err());
 }
 
 #[test]
 fn source_statistics_files_round_trip_into_the_same_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let stats = sources(&peers);
     let path = dir.path().join("sources.tdss");
     stats.save(&path).unwrap();
@@ -264,7 +264,7 @@ fn peers_shaping_the_same_sample_differently_form_a_cohort() {
     let dir = tempfile::tempdir().unwrap();
     let flat = write_peer(dir.path(), "mlp", 12);
     let image = write_image_peer(dir.path(), "cnn", &[1, 8, 8], Layout::NCHW, 20);
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let pair = vec![flat.clone(), image.clone()];
     let mut engine = engine(&pair, &options);
     assert_eq!(engine.sample_len(), INPUTS);

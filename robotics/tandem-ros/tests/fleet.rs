@@ -30,6 +30,8 @@ fn merger_config(domain: u16, fingerprint: u32) -> MergerConfig {
         fingerprint,
         min_nodes: 3,
         settle: Duration::from_millis(300),
+        trust: tandem_runtime::Trust::allow_unsigned(),
+        signer: None,
     }
 }
 
@@ -48,7 +50,7 @@ fn three_adapted(peers: &[std::path::PathBuf], shards: &[Vec<f32>]) -> Vec<Engin
     shards
         .iter()
         .map(|shard| {
-            let mut e = engine(peers, &EngineOptions::default());
+            let mut e = engine(peers, &EngineOptions::allow_unsigned());
             for s in shard.chunks(INPUTS) {
                 e.run(s).unwrap();
             }
@@ -72,7 +74,7 @@ fn the_merger_refuses_other_models_and_corrupt_states_and_merges_by_samples_seen
     let other_dir = tempfile::tempdir().unwrap();
     let mut other = engine(
         &[write_peer(other_dir.path(), "a", 12), write_peer(other_dir.path(), "x", 30)],
-        &Default::default(),
+        &EngineOptions::allow_unsigned(),
     );
     merger.accept(snapshot_msg("impostor", &mut other));
     let mut lying = snapshot_msg("liar", &mut other);
@@ -172,7 +174,7 @@ fn three_nodes_and_a_merger_over_ros2() {
             c.fleet.snapshot_topic = "/fleet/snapshots".into();
             c.fleet.accept_merged = true;
             c.fleet.merged_topic = "/fleet/merged".into();
-            start(engine(&peers, &EngineOptions::default()), c)
+            start(engine(&peers, &EngineOptions::allow_unsigned()), c)
         })
         .collect();
 
@@ -203,7 +205,7 @@ fn three_nodes_and_a_merger_over_ros2() {
     let other_dir = tempfile::tempdir().unwrap();
     let mut other = engine(
         &[write_peer(other_dir.path(), "a", 12), write_peer(other_dir.path(), "x", 30)],
-        &Default::default(),
+        &EngineOptions::allow_unsigned(),
     );
     rogue.publish(snapshot_msg("impostor", &mut other)).unwrap();
     std::thread::sleep(Duration::from_millis(100));

@@ -13,7 +13,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
     let peers = write_pair(dir.path());
     let stats = sources(&peers);
-    let mut engine = engine(&peers, &EngineOptions::default());
+    let mut engine = engine(&peers, &EngineOptions::allow_unsigned());
     for s in stream(40, 3).chunks(INPUTS) {
         engine.run(s).unwrap();
     }

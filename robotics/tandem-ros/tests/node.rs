@@ -150,11 +150,11 @@ fn predictions_match_the_offline_run_survive_a_restart_and_bad_input_is_dropped(
     let raw = stream(n + m, 21);
     let samples: Vec<&[f32]> = raw.chunks(INPUTS).collect();
 
-    let mut offline = engine(&peers, &EngineOptions::default());
+    let mut offline = engine(&peers, &EngineOptions::allow_unsigned());
     let want: Vec<Verdict> = samples.iter().map(|s| offline.run(s).unwrap().verdict).collect();
 
     // First run: n good samples with two bad ones among them.
-    let node = Running::start(engine(&peers, &EngineOptions::default()), config.clone());
+    let node = Running::start(engine(&peers, &EngineOptions::allow_unsigned()), config.clone());
     let probe = Probe::<Image>::open(domain, &config);
     let mut messages: Vec<Image> = samples[..n].iter().enumerate().map(|(i, s)| mono8(i, s)).collect();
     messages.insert(10, Image { encoding: "32FC1".into(), ..mono8(999, samples[0]) });
@@ -175,7 +175,7 @@ fn predictions_match_the_offline_run_survive_a_restart_and_bad_input_is_dropped(
     assert!(state.exists(), "SIGINT-style stop persisted the adapted state");
 
     // Restart: the state is loaded and the stream goes on as if never interrupted.
-    let node = Running::start(engine(&peers, &EngineOptions::default()), config.clone());
+    let node = Running::start(engine(&peers, &EngineOptions::allow_unsigned()), config.clone());
     let probe2 = Probe::<Image>::open(domain, &config);
     drop(probe);
     let messages: Vec<Image> = samples[n..].iter().enumerate().map(|(i, s)| mono8(n + i, s)).collect();
@@ -183,7 +183,7 @@ fn predictions_match_the_offline_run_survive_a_restart_and_bad_input_is_dropped(
     let report = node.stop();
     assert_matches_offline(&got, &want[n..], 0, &offline);
     assert_eq!(report.samples_seen, (n + m) as u32, "the counters were restored too");
-    let mut restored = engine(&peers, &EngineOptions::default());
+    let mut restored = engine(&peers, &EngineOptions::allow_unsigned());
     restored.load_state(&state).unwrap();
     assert_eq!(restored.counters(), offline.counters());
 }
@@ -196,7 +196,7 @@ fn a_flood_faster_than_inference_is_dropped_oldest_first_and_accounted_for() {
     let mut config = node_config(domain, dir.path());
     config.input.queue = 1;
     config.state = None;
-    let node = Running::start(engine(&peers, &EngineOptions::default()), config.clone());
+    let node = Running::start(engine(&peers, &EngineOptions::allow_unsigned()), config.clone());
     let probe = Probe::<Image>::open(domain, &config);
     let raw = stream(50, 2);
     let samples: Vec<&[f32]> = raw.chunks(INPUTS).collect();
@@ -238,7 +238,7 @@ fn imu_windows_with_nan_messages_match_the_offline_run() {
     config.input.topic = "/watch/imu".into();
     config.input.imu_stride = length;
     config.state = None;
-    let options = EngineOptions::default();
+    let options = EngineOptions::allow_unsigned();
     let sources = {
         let mut loaded = Engine::load_peers(&peers, &options).unwrap();
         let raw: Vec<f32> = (0..60 * 6 * length).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();

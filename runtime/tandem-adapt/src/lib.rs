@@ -78,3 +78,4 @@ pub use store::FileStore;
 #[cfg(feature = "alloc")]
 pub use store::MemStore;
 pub use store::{FlashStore, Loaded, NoStore, SnapshotStore};
+pub use tandem_sign;

@@ -65,6 +65,9 @@ pub enum SnapshotError {
     /// A file operation failed.
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
+    /// The snapshot's signature trailer is missing where one is required, tampered with, or
+    /// from a key that is not trusted ([`open_signed`]).
+    Signature(tandem_sign::Error),
 }
 
 impl core::fmt::Display for SnapshotError {
@@ -97,6 +100,7 @@ impl core::fmt::Display for SnapshotError {
             Self::Flash(kind) => write!(f, "flash error: {kind}"),
             #[cfg(feature = "std")]
             Self::Io(kind) => write!(f, "file error: {kind}"),
+            Self::Signature(e) => write!(f, "snapshot signature: {e}"),
         }
     }
 }
@@ -304,6 +308,18 @@ pub fn encode<S: Sink, const P: usize, const F: usize, const C: usize>(
     state.counters.to_array().iter().try_for_each(|c| w.u32(*c))?;
     let crc = w.crc.finish();
     w.inner.put(&crc.to_le_bytes())
+}
+
+/// A snapshot as it travels or is stored signed (a `tandem-sign` trailer after its CRC),
+/// opened under the loader's policy: verified against the trusted `keys` and returned without
+/// its trailer; an unsigned snapshot only with [`tandem_sign::Unsigned::Allow`]. Nothing is
+/// decoded here: pass the result to [`decode`] / [`peek_header`] as before.
+pub fn open_signed<'a>(
+    bytes: &'a [u8],
+    keys: &[tandem_sign::PublicKey],
+    unsigned: tandem_sign::Unsigned,
+) -> Result<&'a [u8], SnapshotError> {
+    tandem_sign::open(bytes, keys, unsigned).map(|o| o.body).map_err(SnapshotError::Signature)
 }
 
 /// Read and check a header for a cohort of `P × F × C` adapted from `fingerprint`.

@@ -161,3 +161,41 @@ fn the_file_store_replaces_atomically() {
     assert_eq!(c.state(), &AdaptState::from_sources(&sources, Config::MUTUAL.proto_prior));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Signed snapshots (`snapshot::open_signed`, docs/FORMAT.md "Signatures"): the signed one opens
+/// to the snapshot itself; one flipped bit anywhere, a foreign key, or no signature where one is
+/// required is a typed `SnapshotError::Signature`, and nothing is decoded.
+#[test]
+fn signed_snapshots_refuse_flipped_bits_foreign_keys_and_unsigned() {
+    use tandem_adapt::tandem_sign::{Error, SecretKey, Unsigned};
+    let (sources, state) = adapted_cohort(7);
+    let fp = tandem_adapt::source_fingerprint(&sources);
+    let bytes = snapshot::to_vec(&state, fp, 3);
+    let key = SecretKey::from_seed(&[0x31; 32]);
+    let keys = [key.public()];
+    let signed = key.sign(&bytes);
+    assert_eq!(snapshot::open_signed(&signed, &keys, Unsigned::Refuse).unwrap(), &bytes[..]);
+    let mut back = AdaptState::from_sources(&sources, 1);
+    snapshot::from_bytes(snapshot::open_signed(&signed, &keys, Unsigned::Refuse).unwrap(), fp, &mut back)
+        .unwrap();
+    assert_eq!(back, state);
+
+    for bit in (0..signed.len() * 8).step_by(97) {
+        let mut bad = signed.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            matches!(snapshot::open_signed(&bad, &keys, Unsigned::Allow), Err(SnapshotError::Signature(_))),
+            "bit {bit}"
+        );
+    }
+    let foreign = SecretKey::from_seed(&[0x32; 32]).sign(&bytes);
+    assert_eq!(
+        snapshot::open_signed(&foreign, &keys, Unsigned::Refuse),
+        Err(SnapshotError::Signature(Error::ForeignKey(SecretKey::from_seed(&[0x32; 32]).public().key_id())))
+    );
+    assert_eq!(
+        snapshot::open_signed(&bytes, &keys, Unsigned::Refuse),
+        Err(SnapshotError::Signature(Error::Unsigned))
+    );
+    assert_eq!(snapshot::open_signed(&bytes, &keys, Unsigned::Allow).unwrap(), &bytes[..]);
+}

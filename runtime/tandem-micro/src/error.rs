@@ -55,6 +55,9 @@ pub enum Error {
     NonFiniteInput,
     /// An output buffer is too small for the tensor read into it.
     OutputLength,
+    /// The blob's signature trailer is missing, tampered with, or from an untrusted key
+    /// ([`Model::new_signed`](crate::Model::new_signed)); `tandem_sign::Error::code` says which.
+    Signature(tandem_sign::Error),
 }
 
 impl Error {
@@ -83,6 +86,7 @@ impl Error {
             Error::InputLength => 20,
             Error::NonFiniteInput => 21,
             Error::OutputLength => 22,
+            Error::Signature(_) => 23,
         }
     }
 }
@@ -112,6 +116,7 @@ impl core::fmt::Display for Error {
             Error::InputLength => f.write_str("input has the wrong number of values"),
             Error::NonFiniteInput => f.write_str("input contains NaN or infinity"),
             Error::OutputLength => f.write_str("output buffer too small"),
+            Error::Signature(e) => write!(f, "signature: {e}"),
         }
     }
 }

@@ -46,6 +46,8 @@ pub use crc::crc32;
 pub use error::Error;
 pub use format::{DType, OpInfo, OpKind, TensorInfo};
 pub use model::Model;
+/// The signature trailer crate `Model::new_signed` verifies with (its keys and errors).
+pub use tandem_sign;
 pub use validate::validate;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,15 @@ impl<'a> Model<'a> {
         Ok(Model { blob, header })
     }
 
+    /// Verify the blob's signature trailer against the trusted `keys` (docs/FORMAT.md,
+    /// "Signatures"), then validate the `.tdm` it signs, as [`Model::new`]: nothing runs from
+    /// a blob that is unsigned, changed after signing, or signed by another key
+    /// ([`Error::Signature`]). The model borrows the signed part of `blob`.
+    pub fn new_signed(blob: &'a [u8], keys: &[tandem_sign::PublicKey]) -> Result<Self, Error> {
+        let verified = tandem_sign::verify(blob, keys).map_err(Error::Signature)?;
+        Self::new(verified.body)
+    }
+
     /// The decoded header.
     pub fn header(&self) -> &Header {
         &self.header

@@ -40,6 +40,7 @@ pub mod ort_library;
 pub mod providers;
 pub mod session;
 pub mod tensor;
+pub mod trust;
 
 pub use error::{BackendKind, RuntimeError};
 pub use head::{HeadError, HeadWeights};
@@ -51,3 +52,4 @@ pub use onnx::{Dim, IoSpec, OnnxModel};
 pub use providers::{CudaOptions, ExecutionProvider, OrtOptions, TensorRtOptions};
 pub use session::{Outputs, Session, SessionOptions};
 pub use tensor::{DataRef, Element, Tensor, TensorData, TensorView};
+pub use trust::{Trust, TrustError};

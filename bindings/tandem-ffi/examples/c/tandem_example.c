@@ -57,11 +57,11 @@ static void bad_arguments(TandemEngine *engine, const float *sample, size_t len,
     const char *peer[1] = {NULL};
     TandemEngine *out = NULL;
     int refused = 1;
-    refused &= tandem_engine_open(NULL, 1, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
-    refused &= tandem_engine_open(peer, 1, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT && out == NULL;
-    refused &= tandem_engine_open(peer, 0, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
-    refused &= tandem_engine_open(peer, SIZE_MAX, sources, "mutual", &out) == TANDEM_ERR_ARGUMENT;
-    refused &= tandem_engine_open(peer, 1, sources, "mutual", NULL) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(NULL, 1, sources, "mutual", NULL, NULL, true, &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, 1, sources, "mutual", NULL, NULL, true, &out) == TANDEM_ERR_ARGUMENT && out == NULL;
+    refused &= tandem_engine_open(peer, 0, sources, "mutual", NULL, NULL, true, &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, SIZE_MAX, sources, "mutual", NULL, NULL, true, &out) == TANDEM_ERR_ARGUMENT;
+    refused &= tandem_engine_open(peer, 1, sources, "mutual", NULL, NULL, true, NULL) == TANDEM_ERR_ARGUMENT;
     refused &= tandem_engine_run(NULL, sample, len, &p, NULL, 0) == TANDEM_ERR_ARGUMENT;
     refused &= tandem_engine_run(engine, NULL, len, &p, NULL, 0) == TANDEM_ERR_ARGUMENT;
     refused &= tandem_engine_run(engine, sample, len, NULL, NULL, 0) == TANDEM_ERR_ARGUMENT;
@@ -94,7 +94,8 @@ static void bad_arguments(TandemEngine *engine, const float *sample, size_t len,
               tandem_engine_label(engine, SIZE_MAX) == NULL && tandem_engine_label(engine, 0) != NULL,
           "the value queries answer 0 or NULL for a NULL engine or an unknown class");
     check(strcmp(tandem_status_name(-1), "TANDEM_STATUS_UNKNOWN") == 0 &&
-              strcmp(tandem_status_name(11), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(12), "TANDEM_STATUS_UNKNOWN") == 0 &&
+              strcmp(tandem_status_name(TANDEM_ERR_SIGNATURE), "TANDEM_ERR_SIGNATURE") == 0 &&
               strcmp(tandem_status_name(INT32_MIN), "TANDEM_STATUS_UNKNOWN") == 0 &&
               strcmp(tandem_status_name(TANDEM_ERR_BUSY), "TANDEM_ERR_BUSY") == 0,
           "tandem_status_name takes any integer");
@@ -150,14 +151,14 @@ int main(int argc, char **argv) {
     /* Errors come back as a status plus a message. */
     TandemEngine *bad = NULL;
     const char *missing[1] = {"no/such/peer.onnx"};
-    TandemStatus s = tandem_engine_open(missing, 1, sources, "mutual", &bad);
+    TandemStatus s = tandem_engine_open(missing, 1, sources, "mutual", NULL, NULL, true, &bad);
     printf("error %s: %s\n", tandem_status_name(s), tandem_last_error());
     check(s == TANDEM_ERR_IO && bad == NULL, "a missing model is TANDEM_ERR_IO");
-    s = tandem_engine_open(peers, 2, sources, "no-such-method", &bad);
+    s = tandem_engine_open(peers, 2, sources, "no-such-method", NULL, NULL, true, &bad);
     check(s == TANDEM_ERR_ARGUMENT && strlen(tandem_last_error()) > 0, "an unknown method is TANDEM_ERR_ARGUMENT");
 
     TandemEngine *engine = NULL;
-    if (report(tandem_engine_open(peers, 2, sources, "mutual", &engine), "tandem_engine_open") != TANDEM_OK) return 1;
+    if (report(tandem_engine_open(peers, 2, sources, "mutual", NULL, NULL, true, &engine), "tandem_engine_open") != TANDEM_OK) return 1;
     size_t len = tandem_engine_sample_len(engine), classes = tandem_engine_classes(engine);
     printf("engine: %zu values per sample, %zu classes (%s .. %s), fingerprint %08x\n", len, classes,
            tandem_engine_label(engine, 0), tandem_engine_label(engine, classes - 1),
@@ -205,7 +206,7 @@ int main(int argc, char **argv) {
     /* The adapted state survives a restart: save, load into a fresh engine, compare. */
     if (report(tandem_engine_save_state(engine, state), "tandem_engine_save_state") != TANDEM_OK) return 1;
     TandemEngine *restarted = NULL;
-    if (report(tandem_engine_open(peers, 2, sources, "mutual", &restarted), "tandem_engine_open") != TANDEM_OK) return 1;
+    if (report(tandem_engine_open(peers, 2, sources, "mutual", NULL, NULL, true, &restarted), "tandem_engine_open") != TANDEM_OK) return 1;
     if (report(tandem_engine_load_state(restarted, state), "tandem_engine_load_state") != TANDEM_OK) return 1;
     size_t a_len = 0, b_len = 0;
     unsigned char *a = snapshot_of(engine, &a_len), *b = snapshot_of(restarted, &b_len);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tandem_ros::fleet::MergerConfig;
 use tandem_ros::transport::TransportOptions;
+use tandem_runtime::trust::{Signer, Trust};
 
 /// Arguments of `tandem fleet-merge`.
 #[derive(clap::Args, Debug)]
@@ -35,6 +36,10 @@ pub struct Args {
     /// Keep all DDS traffic on 127.0.0.1.
     #[arg(long)]
     pub loopback: bool,
+    /// Whose states are merged (`--pubkey`, `--allow-unsigned`) and the key that signs the
+    /// merged state (`--sign-key`); over the configuration's `[trust]` when given.
+    #[command(flatten)]
+    pub trust: super::node::TrustArgs,
     /// Debug log lines.
     #[arg(long, short)]
     pub verbose: bool,
@@ -51,13 +56,18 @@ pub fn run(args: Args) -> Result<()> {
     let (fingerprint, node) = match (args.fingerprint, &args.config) {
         (Some(f), _) => (f, None),
         (None, Some(path)) => {
-            let config = tandem_ros::config::NodeConfig::load(path)?;
+            let mut config = tandem_ros::config::NodeConfig::load(path)?;
+            args.trust.apply(&mut config.trust);
             let engine =
                 tandem_harness::node::build_engine(&config).context("computing the models' fingerprint")?;
             (engine.fingerprint(), Some(config))
         }
         (None, None) => bail!("pass --fingerprint HEX or --config node.toml (the models' identity)"),
     };
+    let mut trust = node.as_ref().map(|c| c.trust.clone()).unwrap_or_default();
+    if node.is_none() {
+        args.trust.apply(&mut trust);
+    }
     let config = MergerConfig {
         transport: TransportOptions {
             domain_id: args.domain.or(node.as_ref().map(|c| c.domain_id)).unwrap_or(0),
@@ -70,6 +80,8 @@ pub fn run(args: Args) -> Result<()> {
         fingerprint,
         min_nodes: args.min_nodes,
         settle: Duration::from_millis(args.settle_ms),
+        trust: Trust::from_key_files(&trust.pubkeys, trust.allow_unsigned)?,
+        signer: trust.sign_key.as_deref().map(Signer::from_key_file).transpose()?,
     };
     let stop = tandem_ros::node::stop_on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let report = tandem_ros::fleet::run(config, &stop)?;

@@ -12,6 +12,7 @@ pub mod export;
 pub mod fleet_merge;
 pub mod import;
 pub mod inspect;
+pub mod keys;
 #[cfg(feature = "ros")]
 pub mod node;
 pub mod pack;

@@ -74,9 +74,36 @@ pub struct Args {
     /// Load merged states from the fleet's merged topic.
     #[arg(long)]
     pub fleet_accept: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Debug log lines.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Signature flags shared by `tandem node` and `tandem fleet-merge` (docs/ROBOTICS.md).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct TrustArgs {
+    /// Public key file(s) whose signatures are accepted (repeat or comma separate).
+    #[arg(long, value_delimiter = ',')]
+    pub pubkey: Vec<PathBuf>,
+    /// Accept unsigned peers and states (development only).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Secret key file that signs the states written and published.
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// Apply these flags over a configuration's `[trust]`.
+    pub fn apply(&self, trust: &mut tandem_ros::config::TrustConfig) {
+        trust.pubkeys.extend(self.pubkey.iter().cloned());
+        trust.allow_unsigned |= self.allow_unsigned;
+        if let Some(k) = &self.sign_key {
+            trust.sign_key = Some(k.clone());
+        }
+    }
 }
 
 impl Args {
@@ -120,6 +147,7 @@ impl Args {
             c.fleet.publish_every = n;
         }
         c.fleet.accept_merged |= self.fleet_accept;
+        self.trust.apply(&mut c.trust);
         c.validate()?;
         if c.peers.is_empty() {
             bail!("no peers: pass --peers a.onnx,b.onnx or set `peers` in the configuration");

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tandem_adapt::snapshot::Header;
 use tandem_adapt::{Config, Counters, SampleError, SnapshotError};
+use tandem_runtime::trust::{Signer, Trust, TrustError};
 use tandem_runtime::BackendKind;
 
 /// Everything that can go wrong in the engine.
@@ -57,6 +58,8 @@ pub enum EngineError {
     Sample(SampleError),
     #[error("fleet merge: {0}")]
     Merge(String),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
 }
 
 impl From<SampleError> for EngineError {
@@ -80,6 +83,19 @@ pub struct EngineOptions {
     /// With the `ort` backend: a library offered after `ORT_DYLIB_PATH` and the `onnxruntime`
     /// Python package (`tandem node` offers its cache; see `tandem_runtime::ort_library`).
     pub ort_fallback_library: Option<PathBuf>,
+    /// Whose signatures the engine accepts on peer bundles and snapshots (restored, adopted),
+    /// and whether unsigned ones pass. The default trusts no key and refuses unsigned files.
+    pub trust: Trust,
+    /// Signs the snapshots the engine writes (state files, fleet publications); `None`: they
+    /// are written unsigned.
+    pub signer: Option<Signer>,
+}
+
+impl EngineOptions {
+    /// The defaults, accepting unsigned peers and snapshots (`--allow-unsigned`).
+    pub fn allow_unsigned() -> Self {
+        Self { trust: Trust::allow_unsigned(), ..Self::default() }
+    }
 }
 
 impl Default for EngineOptions {
@@ -91,6 +107,8 @@ impl Default for EngineOptions {
             adapt: true,
             image_size: None,
             ort_fallback_library: None,
+            trust: Trust::default(),
+            signer: None,
         }
     }
 }
@@ -105,6 +123,8 @@ pub struct Outcome {
 
 /// Peers, their adapting heads, and the input they take.
 pub struct Engine {
+    trust: Trust,
+    signer: Option<Signer>,
     peers: Vec<PeerModel>,
     adapter: Box<dyn Adapter>,
     labels: Vec<String>,
@@ -125,10 +145,14 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Load the peers and check they form a cohort (same input, same labels).
+    /// Load the peers and check they form a cohort (same input, same labels). Each peer's
+    /// bundle signature (`peer.sig`) is checked first, under `options.trust`.
     pub fn load_peers(paths: &[PathBuf], options: &EngineOptions) -> Result<Vec<PeerModel>, EngineError> {
         if paths.is_empty() {
             return Err(EngineError::Peers("no peers given".into()));
+        }
+        for p in paths {
+            options.trust.check_peer(p)?;
         }
         let peers: Vec<PeerModel> = paths
             .iter()
@@ -189,7 +213,16 @@ impl Engine {
         let labels = first.meta.labels.clone();
         let heads: Vec<&tandem_runtime::HeadWeights> = peers.iter().map(|p| &p.head).collect();
         let adapter = adapter::build(&heads, sources, options.config)?;
-        Ok(Self { peers, adapter, labels, geometry, adapt: options.adapt, saves: 0 })
+        Ok(Self {
+            trust: options.trust.clone(),
+            signer: options.signer.clone(),
+            peers,
+            adapter,
+            labels,
+            geometry,
+            adapt: options.adapt,
+            saves: 0,
+        })
     }
 
     /// Class labels, index = class id.
@@ -251,28 +284,43 @@ impl Engine {
         Ok(Outcome { verdict, elapsed: start.elapsed() })
     }
 
-    /// The live adapted state as a snapshot.
+    /// The live adapted state as a snapshot (signed when the engine has a signer).
     pub fn snapshot(&mut self) -> Vec<u8> {
         self.saves = self.saves.wrapping_add(1);
-        self.adapter.snapshot(self.saves)
+        self.signed(self.adapter.snapshot(self.saves))
     }
 
-    /// The guard's last good state, if it checkpointed one.
+    /// The guard's last good state, if it checkpointed one (signed like [`Engine::snapshot`]).
     pub fn last_good(&self) -> Option<Vec<u8>> {
-        self.adapter.last_good()
+        self.adapter.last_good().map(|s| self.signed(s))
+    }
+
+    fn signed(&self, snapshot: Vec<u8>) -> Vec<u8> {
+        match &self.signer {
+            Some(signer) => signer.sign(&snapshot),
+            None => snapshot,
+        }
+    }
+
+    /// A snapshot opened under the engine's trust: its signature checked, its trailer removed.
+    pub fn open_snapshot<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], EngineError> {
+        Ok(tandem_adapt::snapshot::open_signed(bytes, &self.trust.keys, self.trust.unsigned)?)
     }
 
     /// Replace the live state (and the guard's rollback target) from snapshots, all checked
-    /// first: on error nothing changes.
+    /// first (signatures under the engine's trust, then the snapshots): on error nothing changes.
     pub fn restore(&mut self, live: &[u8], good: Option<&[u8]>) -> Result<Header, EngineError> {
+        let live = self.open_snapshot(live)?;
+        let good = good.map(|g| self.open_snapshot(g)).transpose()?;
         let header = self.adapter.restore(live, good)?;
         self.saves = header.seq;
         Ok(header)
     }
 
-    /// Load a fleet-merged state, checked first (version, CRC, shape, model identity, values);
-    /// this engine's counters and guard are kept. On error nothing changes.
+    /// Load a fleet-merged state, checked first (signature, version, CRC, shape, model
+    /// identity, values); this engine's counters and guard are kept. On error nothing changes.
     pub fn adopt(&mut self, merged: &[u8]) -> Result<Header, EngineError> {
+        let merged = self.open_snapshot(merged)?;
         Ok(self.adapter.adopt(merged)?)
     }
 
