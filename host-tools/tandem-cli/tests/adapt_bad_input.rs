@@ -85,7 +85,10 @@ fn impossible_settings_are_refused() {
         (&["--adapter", "mutual@1"][..], "needs two peers"),
         (&["--adapter", "adabn,mutual", "--save", "x.snap"][..], "--save needs exactly one adapting method"),
         (&["--stream", "one-class:12:100"][..], "no sample of class 12"),
-        (&["--stream", "sideways"][..], "expected normal, one-class:CLASS:LEN, noise:LEN, skew:CLASS:SHARE or drift"),
+        (
+            &["--stream", "sideways"][..],
+            "expected normal, one-class:CLASS:LEN, noise:LEN, skew:CLASS:SHARE or drift",
+        ),
         (&["--backend", "gpu"][..], "unknown backend `gpu`"),
     ] {
         let e = fails(args);

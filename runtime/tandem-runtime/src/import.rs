@@ -12,10 +12,11 @@
 use crate::head::HEAD_NODE;
 use crate::metadata::{HeadSpec, InputSpec, Layout, ModelMeta, Normalisation, OutputNames, TensorDtype};
 use crate::onnx::{tensor_from_proto, tensor_to_proto, Dim, IoSpec, OnnxModel};
+use crate::onnx_builder::value_info;
 use crate::tensor::{Tensor, TensorData};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
-use tract_onnx::pb::{self, attribute_proto::AttributeType, NodeProto, TensorProto, ValueInfoProto};
+use tract_onnx::pb::{self, attribute_proto::AttributeType, NodeProto, TensorProto};
 
 /// Names the imported graph introduces.
 const FEATURES: &str = "features";
@@ -183,8 +184,8 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported, ImportE
     prune(graph);
     let batch = || Dim::Symbolic("N".into());
     graph.output = vec![
-        value_info(LOGITS, &[batch(), Dim::Fixed(classes)]),
-        value_info(FEATURES, &[batch(), Dim::Fixed(features)]),
+        value_info(LOGITS, TensorDtype::F32, &[batch(), Dim::Fixed(classes)]),
+        value_info(FEATURES, TensorDtype::F32, &[batch(), Dim::Fixed(features)]),
     ];
     let produced: HashSet<String> = graph.node.iter().flat_map(|n| n.output.iter().cloned()).collect();
     graph.value_info.retain(|v| produced.contains(&v.name) && v.name != LOGITS && v.name != FEATURES);
@@ -425,31 +426,6 @@ fn prune(graph: &mut pb::GraphProto) {
         if graph.node.len() + graph.initializer.len() == before {
             break;
         }
-    }
-}
-
-fn value_info(name: &str, shape: &[Dim]) -> ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let dim = shape
-        .iter()
-        .map(|d| Dimension {
-            value: Some(match d {
-                Dim::Fixed(n) => Value::DimValue(*n as i64),
-                Dim::Symbolic(s) => Value::DimParam(s.clone()),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 

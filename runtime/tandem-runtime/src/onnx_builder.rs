@@ -37,7 +37,8 @@ pub struct ModelBuilder {
     opset: i64,
 }
 
-fn value_info(name: &str, dtype: TensorDtype, shape: &[Dim]) -> ValueInfoProto {
+/// A graph input or output declaration.
+pub(crate) fn value_info(name: &str, dtype: TensorDtype, shape: &[Dim]) -> ValueInfoProto {
     use tensor_shape_proto::{dimension::Value, Dimension};
     let dim = shape
         .iter()
