@@ -165,3 +165,24 @@ fn a_teacher_adds_its_term_and_is_recorded() {
     );
     assert!(!out.status.success() && stderr(&out).contains("tandem import"), "{}", stderr(&out));
 }
+
+#[test]
+fn arch_info_prints_costs_before_training() {
+    let out = tandem(&["distill", "--data", "mnist8", "--cohort", "mlp8,cnn8", "--arch-info"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |arch: &str| -> Vec<String> {
+        let line =
+            text.lines().find(|l| l.starts_with(arch)).unwrap_or_else(|| panic!("no {arch} row: {text}"));
+        line.split_whitespace().map(String::from).collect()
+    };
+    // params, MACs (the layer shapes of docs/MCU.md and the CMSIS-NN table), flash, arena.
+    let (mlp, cnn) = (row("mlp8"), row("cnn8"));
+    assert_eq!((mlp[2].as_str(), mlp[3].as_str()), ("6570", "6464"), "{text}");
+    assert_eq!((cnn[4].as_str(), cnn[5].as_str()), ("9258", "87360"), "{text}");
+    let flash: usize = cnn[6].parse().unwrap();
+    assert!(flash > 9258 && flash < 4 * 9258, "int8 weights plus tables: {flash}");
+    assert!(text.contains("10 classes of mnist8"), "{text}");
+    // No training happened and no --out was needed.
+    assert!(!text.contains("best epoch"));
+}

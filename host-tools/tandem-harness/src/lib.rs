@@ -14,6 +14,7 @@
 //! - [`demo`]: the main job end to end (`tandem demo`).
 
 pub mod adapt;
+pub mod arch_info;
 pub mod baseline;
 pub mod calib;
 pub mod demo;

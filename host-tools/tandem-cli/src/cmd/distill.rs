@@ -24,8 +24,15 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output directory: best checkpoint per peer, state for --resume, metrics.json.
+    #[arg(long, required_unless_present = "arch_info")]
+    pub out: Option<PathBuf>,
+    /// Print what each architecture of --cohort costs (parameters, MACs, the int8 `.tdm` it
+    /// packs to for --target: flash and arena), then stop without training.
     #[arg(long)]
-    pub out: PathBuf,
+    pub arch_info: bool,
+    /// MCU target of --arch-info: cortex-m4 or cortex-m7.
+    #[arg(long, default_value = "cortex-m4", requires = "arch_info")]
+    pub target: String,
     /// Softmax temperature of the mutual (KL) term.
     #[arg(long, default_value_t = 3.0)]
     pub temperature: f64,
@@ -71,6 +78,10 @@ pub struct Args {
 /// Run `tandem distill`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cohort = Arch::parse_cohort(&args.cohort)?;
+    if args.arch_info {
+        return arch_info(&args, &cohort);
+    }
+    let out = args.out.clone().context("--out is required")?;
     let config = DistillConfig {
         epochs: args.epochs,
         temperature: args.temperature,
@@ -87,10 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..DistillConfig::new(&args.data, cohort, args.seed)
     };
     if args.compare {
-        return compare(&config, &args);
+        return compare(&config, &args, &out);
     }
-    let metrics = train_one(&config, &args.eval_on, &args.out, args.resume, args.quiet)?;
-    print_summary(&metrics, &args.out);
+    let metrics = train_one(&config, &args.eval_on, &out, args.resume, args.quiet)?;
+    print_summary(&metrics, &out);
     Ok(())
 }
 
@@ -117,6 +128,34 @@ fn train_one(
     Ok(metrics)
 }
 
+/// `--arch-info`: each architecture's costs, for the classes of --data, before any training.
+fn arch_info(args: &Args, cohort: &[Arch]) -> anyhow::Result<()> {
+    let target = tandem_pack::Target::parse(&args.target)
+        .with_context(|| format!("unknown target `{}` (cortex-m4 or cortex-m7)", args.target))?;
+    let classes = tandem_data::load(&args.data)?.labels.len();
+    println!(
+        "{classes} classes of {}; int8 .tdm for {} (random weights; engine code not included)",
+        args.data, args.target
+    );
+    println!(
+        "{:<12} {:>14} {:>10} {:>12} {:>12} {:>12}",
+        "arch", "input", "params", "MACs", "flash B", "arena B"
+    );
+    for &arch in cohort {
+        let i = tandem_harness::arch_info::arch_info(arch, classes, target)?;
+        println!(
+            "{:<12} {:>14} {:>10} {:>12} {:>12} {:>12}",
+            arch.name(),
+            format!("{:?}", i.input_shape),
+            i.parameters,
+            i.macs,
+            i.flash_bytes,
+            i.arena_bytes
+        );
+    }
+    Ok(())
+}
+
 fn print_summary(metrics: &Metrics, out: &Path) {
     for p in &metrics.peers {
         let transfer: String = p.transfer.iter().map(|(k, v)| format!(", {k} {:.2}%", 100.0 * v)).collect();
@@ -134,13 +173,13 @@ fn print_summary(metrics: &Metrics, out: &Path) {
 }
 
 /// `--compare`: every seed, alone and mutually; finished runs are reused, unfinished resumed.
-fn compare(base: &DistillConfig, args: &Args) -> anyhow::Result<()> {
+fn compare(base: &DistillConfig, args: &Args, out: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(!args.seeds.is_empty(), "--compare needs at least one seed in --seeds");
     let (mut alone, mut mutual) = (Vec::new(), Vec::new());
     for &seed in &args.seeds {
         for independent in [true, false] {
             let config = DistillConfig { seed, independent, ..base.clone() };
-            let dir = args.out.join(format!("{}-s{seed}", config.training()));
+            let dir = out.join(format!("{}-s{seed}", config.training()));
             let previous = dml::read_metrics(&dir).ok();
             let metrics = match previous {
                 Some(m) if m.finished && m.config == config => m,
@@ -178,7 +217,7 @@ fn compare(base: &DistillConfig, args: &Args) -> anyhow::Result<()> {
         throughput(&alone),
         throughput(&mutual),
     );
-    let path = args.out.join("report.md");
+    let path = out.join("report.md");
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     println!("{text}\nwritten to {}", path.display());
     Ok(())

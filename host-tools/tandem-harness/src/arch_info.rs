@@ -1,0 +1,60 @@
+//! What an architecture costs before it is trained (`tandem distill --arch-info`): parameters,
+//! MACs per sample, and the `.tdm` it would pack to for a Cortex-M target (flash, arena), measured
+//! by packing it with random weights and random calibration samples.
+
+use anyhow::{Context, Result};
+use tandem_pack::{PackOptions, Target};
+use tandem_train::export::onnx::{encode, peer_model};
+use tandem_train::export::Precision;
+use tandem_train::{Arch, PeerNet};
+
+/// One architecture's costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchInfo {
+    pub arch: Arch,
+    pub input_shape: Vec<usize>,
+    pub parameters: usize,
+    pub macs: u64,
+    /// The int8 `.tdm` (weights, tables, plan), engine code not included.
+    pub flash_bytes: usize,
+    pub arena_bytes: usize,
+}
+
+/// Random calibration samples for the size figures (the weights are random too).
+const CALIBRATION: usize = 16;
+
+/// Costs of `arch` with `classes` outputs, packed int8 for `target`.
+pub fn arch_info(arch: Arch, classes: usize, target: Target) -> Result<ArchInfo> {
+    let spec = arch.spec(classes);
+    let input_shape = spec.input_shape.clone();
+    let len = spec.input_len();
+    let peer =
+        PeerNet::init(spec, &mut tandem_train::model::init_rng(0, 0)).context("building the network")?;
+    let parameters = peer.named_tensors()?.iter().map(|(_, t)| t.elem_count()).sum();
+    let onnx = encode(&peer_model(&peer, Precision::F32, &[])?);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let calib: Vec<Vec<f32>> = (0..CALIBRATION)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect()
+        })
+        .collect();
+    let options = PackOptions { check_samples: 4, ..PackOptions::new(target) };
+    let packed =
+        tandem_pack::pack(&onnx, None, &calib, &options).with_context(|| format!("packing {arch}"))?;
+    let r = packed.report;
+    Ok(ArchInfo {
+        arch,
+        input_shape,
+        parameters,
+        macs: r.macs,
+        flash_bytes: r.flash_bytes,
+        arena_bytes: r.arena_bytes,
+    })
+}
