@@ -51,7 +51,10 @@ fn sign_fixture(dir: &std::path::Path) -> Result<()> {
     let model = dir.join("model.tdm");
     let blob = std::fs::read(&model)?;
     tandem_data::write_atomic(&model, &key.sign(&blob))?;
-    tandem_data::write_atomic(&dir.join("signing.pub"), tandem_sign::keyfile::public_text(&key.public()).as_bytes())?;
+    tandem_data::write_atomic(
+        &dir.join("signing.pub"),
+        tandem_sign::keyfile::public_text(&key.public()).as_bytes(),
+    )?;
     Ok(())
 }
 
