@@ -163,6 +163,21 @@ fn state_files_and_merged_states_refuse_tampering_and_keep_the_previous_state() 
     let latest = node.snapshot();
     let merged = fleet.sign(tandem_adapt::tandem_sign::split(&latest).unwrap().body);
     fresh.adopt(&merged).unwrap();
+
+    // With the merged-state trust set to the fleet key alone (`--fleet-pubkey`), a state signed
+    // by the robot's own key is not adopted as a merge; the fleet-signed one is.
+    let strict = EngineOptions { merged_trust: Some(trusting(&[&fleet])), ..options.clone() };
+    let mut strict_node = engine(&peers, &strict);
+    let own = robot.sign(tandem_adapt::tandem_sign::split(&latest).unwrap().body);
+    assert!(fresh.adopt(&own).is_ok(), "without it the node's own key passes");
+    assert_eq!(
+        sign_error(&strict_node.adopt(&own).unwrap_err()),
+        Some(SignError::ForeignKey(robot.public().key_id()))
+    );
+    strict_node.adopt(&merged).unwrap();
+    // Its own state file still loads under the node's trust.
+    assert!(strict_node.load_state(&state).is_err(), "the state file now holds a refused copy");
+    strict_node.restore(&written, None).unwrap();
 }
 
 #[test]
