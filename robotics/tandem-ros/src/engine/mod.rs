@@ -152,18 +152,22 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Load the peers and check they form a cohort (same input, same labels). Each peer's
-    /// bundle signature (`peer.sig`) is checked first, under `options.trust`.
+    /// bundle signature (`peer.sig`) is checked first, under `options.trust`, on the bytes the
+    /// session then loads.
     pub fn load_peers(paths: &[PathBuf], options: &EngineOptions) -> Result<Vec<PeerModel>, EngineError> {
         if paths.is_empty() {
             return Err(EngineError::Peers("no peers given".into()));
         }
-        for p in paths {
-            options.trust.check_peer(p)?;
-        }
         let peers: Vec<PeerModel> = paths
             .iter()
             .map(|p| {
-                PeerModel::load(p, options.backend, options.threads, options.ort_fallback_library.as_deref())
+                PeerModel::load(
+                    p,
+                    options.backend,
+                    options.threads,
+                    options.ort_fallback_library.as_deref(),
+                    &options.trust,
+                )
             })
             .collect::<Result<_, _>>()?;
         let first = &peers[0];
