@@ -8,7 +8,7 @@
 //! Before the first run the model's signature is verified against the public key embedded at
 //! build time (`signing.pub` of the fixture, docs/FORMAT.md "Signatures"), and the instructions
 //! the check took are reported; an unsigned, tampered or foreign-signed model is refused (exit
-//! 1) unless the firmware is built with the `allow-unsigned` feature, which accepts an
+//! status 1) unless the firmware is built with the `allow-unsigned` feature, which accepts an
 //! unsigned model (a signed one is still verified).
 #![no_std]
 #![no_main]

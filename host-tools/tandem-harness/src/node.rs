@@ -43,6 +43,10 @@ pub fn engine_options(config: &NodeConfig) -> Result<EngineOptions> {
         ort_fallback_library: crate::parity::cached_ort_library(),
         trust: Trust::from_key_files(&config.trust.pubkeys, config.trust.allow_unsigned)?,
         signer: config.trust.sign_key.as_deref().map(Signer::from_key_file).transpose()?,
+        merged_trust: match config.trust.fleet_pubkeys.as_slice() {
+            [] => None,
+            keys => Some(Trust::from_key_files(keys, false)?),
+        },
     })
 }
 

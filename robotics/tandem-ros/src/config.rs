@@ -69,6 +69,9 @@ pub struct TrustConfig {
     pub allow_unsigned: bool,
     /// Secret key file that signs the states this node writes and publishes.
     pub sign_key: Option<PathBuf>,
+    /// Public key files of the fleet merger: when given, merged states must be signed by one
+    /// of these (not by a robot key in `pubkeys`).
+    pub fleet_pubkeys: Vec<PathBuf>,
 }
 
 /// Input topic and preprocessing.
@@ -206,6 +209,7 @@ impl NodeConfig {
         c.state.iter_mut().for_each(rebase);
         c.trust.pubkeys.iter_mut().for_each(rebase);
         c.trust.sign_key.iter_mut().for_each(rebase);
+        c.trust.fleet_pubkeys.iter_mut().for_each(rebase);
         Ok(c)
     }
 

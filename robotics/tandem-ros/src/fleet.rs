@@ -47,6 +47,9 @@ pub struct MergerReport {
     /// Refused: unsigned (where signatures are required), tampered with, or signed by a key
     /// the merger does not trust.
     pub refused_signature: u64,
+    /// Refused: a state whose sequence number is not above the last one accepted from the same
+    /// sender (a replay of an older state).
+    pub refused_replay: u64,
     /// Nodes whose latest state is held.
     pub nodes: Vec<String>,
     /// Weights (samples seen) of the last merge, in node-name order.
@@ -57,6 +60,8 @@ pub struct MergerReport {
 pub struct Merger {
     config: MergerConfig,
     latest: BTreeMap<String, Vec<u8>>,
+    /// The last sequence number accepted per sender.
+    last_seq: BTreeMap<String, u32>,
     dirty: bool,
     last_arrival: Instant,
     report: MergerReport,
@@ -67,6 +72,7 @@ impl Merger {
         Self {
             config,
             latest: BTreeMap::new(),
+            last_seq: BTreeMap::new(),
             dirty: false,
             last_arrival: Instant::now(),
             report: Default::default(),
@@ -77,18 +83,29 @@ impl Merger {
         &self.report
     }
 
-    /// Check one arrival and keep it as its node's latest state, or refuse and count it.
+    /// Check one arrival and keep it as its sender's latest state, or refuse and count it. The
+    /// sender is the key that signed it (`key:<key id>`: one state per device key, whatever
+    /// node name the message claims) or, for an unsigned state where those are allowed, the
+    /// node name; a state whose sequence number is not above the sender's last accepted one is
+    /// a replay.
     pub fn accept(&mut self, mut m: HeadSnapshot) {
         self.report.received += 1;
         let trust = &self.config.trust;
-        match tandem_adapt::snapshot::open_signed(&m.snapshot, &trust.keys, trust.unsigned) {
-            Ok(body) => m.snapshot = body.to_vec(),
+        let sender = match tandem_adapt::tandem_sign::open(&m.snapshot, &trust.keys, trust.unsigned) {
+            Ok(opened) => {
+                let sender = opened
+                    .signer
+                    .and_then(|k| trust.keys.get(k))
+                    .map_or_else(|| m.node_id.clone(), |k| format!("key:{}", k.key_id()));
+                m.snapshot = opened.body.to_vec();
+                sender
+            }
             Err(e) => {
                 self.report.refused_signature += 1;
-                log::warn!("refused the state from `{}`: {e}", m.node_id);
+                log::warn!("refused the state from `{}`: snapshot signature: {e}", m.node_id);
                 return;
             }
-        }
+        };
         let expected = self.config.fingerprint;
         let verdict = if m.fingerprint != expected {
             Err((true, format!("fingerprint {:08x}, expected {expected:08x}", m.fingerprint)))
@@ -101,10 +118,20 @@ impl Merger {
                 Err(e) => Err((false, e.to_string())),
             }
         };
+        let seq = tandem_adapt::snapshot::read_seq(&m.snapshot);
+        if verdict.is_ok() && self.last_seq.get(&sender).is_some_and(|&last| seq <= last) {
+            self.report.refused_replay += 1;
+            log::warn!(
+                "refused the state from `{}` ({sender}): sequence {seq} replays an older state",
+                m.node_id
+            );
+            return;
+        }
         match verdict {
             Ok(()) => {
-                log::info!("state from `{}` accepted ({} samples)", m.node_id, m.samples_seen);
-                self.latest.insert(m.node_id, m.snapshot);
+                log::info!("state from `{}` ({sender}) accepted ({} samples)", m.node_id, m.samples_seen);
+                self.last_seq.insert(sender.clone(), seq);
+                self.latest.insert(sender, m.snapshot);
                 self.report.nodes = self.latest.keys().cloned().collect();
                 self.dirty = true;
                 self.last_arrival = Instant::now();

@@ -160,13 +160,29 @@ fn state_files_and_merged_states_refuse_tampering_and_keep_the_previous_state() 
     assert_eq!(payload(&after)[..payload(&after).len() - 4], payload(&before)[..payload(&before).len() - 4]);
 
     // A merged state signed by the fleet key is adopted.
-    let merged = fleet.sign(&tandem_adapt::tandem_sign::split(&node.snapshot()).unwrap().body.to_vec());
+    let latest = node.snapshot();
+    let merged = fleet.sign(tandem_adapt::tandem_sign::split(&latest).unwrap().body);
     fresh.adopt(&merged).unwrap();
+
+    // With the merged-state trust set to the fleet key alone (`--fleet-pubkey`), a state signed
+    // by the robot's own key is not adopted as a merge; the fleet-signed one is.
+    let strict = EngineOptions { merged_trust: Some(trusting(&[&fleet])), ..options.clone() };
+    let mut strict_node = engine(&peers, &strict);
+    let own = robot.sign(tandem_adapt::tandem_sign::split(&latest).unwrap().body);
+    assert!(fresh.adopt(&own).is_ok(), "without it the node's own key passes");
+    assert_eq!(
+        sign_error(&strict_node.adopt(&own).unwrap_err()),
+        Some(SignError::ForeignKey(robot.public().key_id()))
+    );
+    strict_node.adopt(&merged).unwrap();
+    // Its own state file still loads under the node's trust.
+    assert!(strict_node.load_state(&state).is_err(), "the state file now holds a refused copy");
+    strict_node.restore(&written, None).unwrap();
 }
 
 #[test]
 fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
-    let (fleet, robot) = (key(5), key(6));
+    let (fleet, robot, second) = (key(5), key(6), key(8));
     let dir = tempfile::tempdir().unwrap();
     let peers = signed_pair(dir.path(), &fleet);
     let node_options =
@@ -188,7 +204,7 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
         fingerprint: fp,
         min_nodes: 2,
         settle: Duration::ZERO,
-        trust: trusting(&[&robot]),
+        trust: trusting(&[&robot, &second]),
         signer: Some(fleet.clone()),
     });
     let msg = |name: &str, snapshot: Vec<u8>, seen: u32| HeadSnapshot {
@@ -208,8 +224,19 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
     assert_eq!(merger.report().refused_signature, 3);
     assert!(merger.poll_merge().is_none(), "nothing trusted arrived");
 
-    merger.accept(msg("robot0", good0, 60));
-    merger.accept(msg("robot1", nodes[1].snapshot(), 80));
+    merger.accept(msg("robot0", good0.clone(), 60));
+    // The same signed state again, under its own name or another one: a replay.
+    merger.accept(msg("robot0", good0.clone(), 60));
+    merger.accept(msg("robot9", good0, 60));
+    assert_eq!(merger.report().refused_replay, 2);
+    // A newer state of the same device replaces its older one (one state per device key).
+    merger.accept(msg("robot0", nodes[0].snapshot(), 60));
+    assert_eq!(merger.report().refused_replay, 2);
+    assert_eq!(merger.report().nodes, [format!("key:{}", robot.public().key_id())]);
+    assert!(merger.poll_merge().is_none(), "one device is not a quorum of two");
+    // A second device (its own key) completes the quorum.
+    let body1 = tandem_adapt::tandem_sign::split(&nodes[1].snapshot()).unwrap().body.to_vec();
+    merger.accept(msg("robot1", second.sign(&body1), 80));
     assert_eq!(merger.report().refused_signature, 3);
     let merged = merger.poll_merge().expect("two trusted states merge");
     let verified = tandem_adapt::tandem_sign::verify(&merged.snapshot, &[fleet.public()]).unwrap();

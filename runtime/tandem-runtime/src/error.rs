@@ -82,6 +82,9 @@ pub enum RuntimeError {
     ProviderUnavailable { provider: String, message: String },
     #[error(transparent)]
     Metadata(#[from] MetaError),
+    /// The peer's bundle signature refused it (`SessionOptions::trust`).
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     #[error("sidecar does not match the model: {message}")]
     MetadataMismatch { message: String },
     #[error("tensor shape {shape:?} needs {} elements, got {len}", shape.iter().product::<usize>())]

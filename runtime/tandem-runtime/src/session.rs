@@ -23,6 +23,12 @@ pub struct SessionOptions {
     /// dimensions a model leaves free (the PaddleOCR classifier declares `[?, 3, ?, ?]`) so tract
     /// plans for the sizes that will run; dimensions the model fixes must agree. Empty: none pinned.
     pub sample_shapes: Vec<Vec<usize>>,
+    /// Check the peer's bundle signature (`peer.sig` over the model and its sidecar) in
+    /// [`Session::load`] before anything is decoded, under this trust. `None` (the default):
+    /// not checked — for the development tools (`tandem inspect`, `check`, `bench`, `pack`,
+    /// `adapt`) on the user's own files; the deployment loaders (`tandem node`, `fleet-merge`,
+    /// the C API) set it.
+    pub trust: Option<crate::trust::Trust>,
 }
 
 impl Default for SessionOptions {
@@ -33,6 +39,7 @@ impl Default for SessionOptions {
             ort: OrtOptions::cpu(),
             reject_non_finite: true,
             sample_shapes: Vec::new(),
+            trust: None,
         }
     }
 }
@@ -90,6 +97,15 @@ impl Session {
     pub fn load(path: impl AsRef<Path>, options: &SessionOptions) -> Result<Self, RuntimeError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io { path: path.into(), source })?;
+        if let Some(trust) = &options.trust {
+            // Verify and parse the same sidecar bytes: what is checked is what is loaded.
+            let sidecar = ModelMeta::sidecar_path(path);
+            let text = std::fs::read(&sidecar)
+                .map_err(|source| RuntimeError::Io { path: sidecar.clone(), source })?;
+            trust.check_peer_bytes(path, &bytes, &text)?;
+            let meta = ModelMeta::from_toml(&String::from_utf8_lossy(&text), &sidecar)?;
+            return Self::build(&bytes, Some(path), Some(meta), options);
+        }
         let meta = ModelMeta::load_for_model(path)?;
         Self::build(&bytes, Some(path), meta, options)
     }

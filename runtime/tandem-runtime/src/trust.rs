@@ -20,7 +20,7 @@ pub const MANIFEST_TAG: &str = "tandem-peer-manifest-v1";
 /// A loader's trust: the public keys whose signatures it accepts, and whether it accepts
 /// unsigned files (only when the user said so). The default trusts no key and refuses
 /// unsigned files: it loads nothing.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trust {
     pub keys: Vec<PublicKey>,
     pub unsigned: Unsigned,
@@ -78,6 +78,13 @@ impl Trust {
     /// Check the peer bundle of `model` (its `peer.sig`); `Ok(false)` when it has none and
     /// unsigned peers are allowed.
     pub fn check_peer(&self, model: &Path) -> Result<bool, TrustError> {
+        let sidecar = ModelMeta::sidecar_path(model);
+        self.check_peer_bytes(model, &read(model)?, &read(&sidecar)?)
+    }
+
+    /// [`Trust::check_peer`] on the bytes a loader has read (and goes on to use): the model's
+    /// and its sidecar's, so that what is checked is what is loaded.
+    pub fn check_peer_bytes(&self, model: &Path, onnx: &[u8], sidecar: &[u8]) -> Result<bool, TrustError> {
         let sig_path = signature_path(model);
         let signed = match std::fs::read(&sig_path) {
             Ok(bytes) => bytes,
@@ -92,7 +99,7 @@ impl Trust {
             Err(source) => return Err(TrustError::Io { path: sig_path, source }),
         };
         let manifest = self.open(&sig_path, &signed)?;
-        if manifest != peer_manifest(model)?.as_slice() {
+        if manifest != manifest_of(model, onnx, sidecar).as_slice() {
             return Err(TrustError::BundleMismatch { path: sig_path });
         }
         Ok(true)
@@ -112,14 +119,18 @@ pub fn signature_path(model: &Path) -> PathBuf {
 
 /// The manifest a peer's signature covers: the SHA-256 of the model and of its sidecar.
 pub fn peer_manifest(model: &Path) -> Result<Vec<u8>, TrustError> {
+    Ok(manifest_of(model, &read(model)?, &read(&ModelMeta::sidecar_path(model))?))
+}
+
+/// The manifest of a model's and its sidecar's bytes.
+fn manifest_of(model: &Path, onnx: &[u8], sidecar: &[u8]) -> Vec<u8> {
     let mut out = format!("{MANIFEST_TAG}\n");
-    for path in [model.to_owned(), ModelMeta::sidecar_path(model)] {
-        let digest = Sha256::digest(read(&path)?);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    for (path, bytes) in [(model.to_owned(), onnx), (ModelMeta::sidecar_path(model), sidecar)] {
+        let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         out.push_str(&format!("sha256 {hex} {name}\n"));
     }
-    Ok(out.into_bytes())
+    out.into_bytes()
 }
 
 /// A secret key that signs what a host process writes (adapted states, merged states), shared

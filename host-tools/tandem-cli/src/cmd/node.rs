@@ -93,6 +93,9 @@ pub struct TrustArgs {
     /// Secret key file that signs the states written and published.
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
+    /// (node) Public key file(s) of the fleet merger: merged states must be signed by one of them.
+    #[arg(long, value_delimiter = ',')]
+    pub fleet_pubkey: Vec<PathBuf>,
 }
 
 impl TrustArgs {
@@ -103,6 +106,7 @@ impl TrustArgs {
         if let Some(k) = &self.sign_key {
             trust.sign_key = Some(k.clone());
         }
+        trust.fleet_pubkeys.extend(self.fleet_pubkey.iter().cloned());
     }
 }
 

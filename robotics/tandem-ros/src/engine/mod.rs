@@ -89,6 +89,10 @@ pub struct EngineOptions {
     /// Signs the snapshots the engine writes (state files, fleet publications); `None`: they
     /// are written unsigned.
     pub signer: Option<Signer>,
+    /// Whose signatures a merged state ([`Engine::adopt`]) must carry, when not `trust`'s: the
+    /// fleet key alone, so that a node does not adopt as "merged" a state signed by a robot key
+    /// (its own included).
+    pub merged_trust: Option<Trust>,
 }
 
 impl EngineOptions {
@@ -109,6 +113,7 @@ impl Default for EngineOptions {
             ort_fallback_library: None,
             trust: Trust::default(),
             signer: None,
+            merged_trust: None,
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct Outcome {
 /// Peers, their adapting heads, and the input they take.
 pub struct Engine {
     trust: Trust,
+    merged_trust: Option<Trust>,
     signer: Option<Signer>,
     peers: Vec<PeerModel>,
     adapter: Box<dyn Adapter>,
@@ -146,18 +152,22 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Load the peers and check they form a cohort (same input, same labels). Each peer's
-    /// bundle signature (`peer.sig`) is checked first, under `options.trust`.
+    /// bundle signature (`peer.sig`) is checked first, under `options.trust`, on the bytes the
+    /// session then loads.
     pub fn load_peers(paths: &[PathBuf], options: &EngineOptions) -> Result<Vec<PeerModel>, EngineError> {
         if paths.is_empty() {
             return Err(EngineError::Peers("no peers given".into()));
         }
-        for p in paths {
-            options.trust.check_peer(p)?;
-        }
         let peers: Vec<PeerModel> = paths
             .iter()
             .map(|p| {
-                PeerModel::load(p, options.backend, options.threads, options.ort_fallback_library.as_deref())
+                PeerModel::load(
+                    p,
+                    options.backend,
+                    options.threads,
+                    options.ort_fallback_library.as_deref(),
+                    &options.trust,
+                )
             })
             .collect::<Result<_, _>>()?;
         let first = &peers[0];
@@ -215,6 +225,7 @@ impl Engine {
         let adapter = adapter::build(&heads, sources, options.config)?;
         Ok(Self {
             trust: options.trust.clone(),
+            merged_trust: options.merged_trust.clone(),
             signer: options.signer.clone(),
             peers,
             adapter,
@@ -317,10 +328,11 @@ impl Engine {
         Ok(header)
     }
 
-    /// Load a fleet-merged state, checked first (signature, version, CRC, shape, model
-    /// identity, values); this engine's counters and guard are kept. On error nothing changes.
+    /// Load a fleet-merged state, checked first (signature under the merged-state trust when
+    /// one is set, else the engine's; version, CRC, shape, model identity, values); this engine's counters and guard are kept. On error nothing changes.
     pub fn adopt(&mut self, merged: &[u8]) -> Result<Header, EngineError> {
-        let merged = self.open_snapshot(merged)?;
+        let trust = self.merged_trust.as_ref().unwrap_or(&self.trust);
+        let merged = tandem_adapt::snapshot::open_signed(merged, &trust.keys, trust.unsigned)?;
         Ok(self.adapter.adopt(merged)?)
     }
 

@@ -2,7 +2,8 @@
 
 use super::EngineError;
 use std::path::{Path, PathBuf};
-use tandem_runtime::{BackendKind, ModelMeta, Session, SessionOptions};
+use tandem_runtime::trust::Trust;
+use tandem_runtime::{BackendKind, ModelMeta, RuntimeError, Session, SessionOptions};
 
 /// Samples per backbone batch when measuring source statistics: the same batching as
 /// `tandem adapt`, so that the features, hence the statistics and the source fingerprint,
@@ -19,18 +20,26 @@ pub struct PeerModel {
 
 impl PeerModel {
     /// Load `path` and the `peer.toml` next to it on `backend` (ONNX Runtime searching
-    /// `ort_fallback_library` last). Non-finite inputs are let through to the adaptation crate,
+    /// `ort_fallback_library` last), their bundle signature checked under `trust` first. Non-finite inputs are let through to the adaptation crate,
     /// which skips and counts them (as `tandem adapt` does).
     pub fn load(
         path: &Path,
         backend: BackendKind,
         threads: Option<usize>,
         ort_fallback_library: Option<&Path>,
+        trust: &Trust,
     ) -> Result<Self, EngineError> {
-        let mut options =
-            SessionOptions { reject_non_finite: false, threads, ..SessionOptions::for_backend(backend) };
+        let mut options = SessionOptions {
+            reject_non_finite: false,
+            threads,
+            trust: Some(trust.clone()),
+            ..SessionOptions::for_backend(backend)
+        };
         options.ort.fallback_library = ort_fallback_library.map(Path::to_path_buf);
-        let session = Session::load(path, &options)?;
+        let session = Session::load(path, &options).map_err(|e| match e {
+            RuntimeError::Trust(t) => EngineError::Trust(t),
+            other => EngineError::Runtime(other),
+        })?;
         let meta = session
             .metadata()
             .cloned()
