@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use tandem_pack::{PackOptions, Target};
+use tandem_runtime::{Dim, IoSpec, TensorDtype};
 use tandem_train::export::onnx::{encode, peer_model};
 use tandem_train::export::Precision;
 use tandem_train::{Arch, PeerNet};
@@ -32,19 +33,16 @@ pub fn arch_info(arch: Arch, classes: usize, target: Target) -> Result<ArchInfo>
         PeerNet::init(spec, &mut tandem_train::model::init_rng(0, 0)).context("building the network")?;
     let parameters = peer.named_tensors()?.iter().map(|(_, t)| t.elem_count()).sum();
     let onnx = encode(&peer_model(&peer, Precision::F32, &[])?);
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let calib: Vec<Vec<f32>> = (0..CALIBRATION)
-        .map(|_| {
-            (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect()
-        })
-        .collect();
+    let mut dims = vec![Dim::Symbolic("N".into())];
+    dims.extend(input_shape.iter().map(|&d| Dim::Fixed(d)));
+    let spec = IoSpec {
+        name: "input".into(),
+        dtype: Some(TensorDtype::F32),
+        onnx_type: "FLOAT".into(),
+        shape: Some(dims),
+    };
+    let batch = crate::parity::random_input(&spec, CALIBRATION, 0)?;
+    let calib: Vec<Vec<f32>> = crate::parity::f32_values(&batch).chunks(len).map(<[f32]>::to_vec).collect();
     let options = PackOptions { check_samples: 4, ..PackOptions::new(target) };
     let packed =
         tandem_pack::pack(&onnx, None, &calib, &options).with_context(|| format!("packing {arch}"))?;

@@ -66,9 +66,9 @@ fn check(original: &Path, peer: &Path, meta: &ModelMeta, scores: Scores, batch: 
     let input: Tensor = crate::parity::random_input(&spec, batch, 7)?;
     let want = reference.run(&[input.view()])?;
     let got = imported.run(&[input.view()])?;
-    let expected = floats(want.tensors().first().context("the original has no output")?);
-    let logits = floats(got.logits().context("the peer has no logits")?);
-    let features = floats(got.features().context("the peer has no features")?);
+    let expected = crate::parity::f32_values(want.tensors().first().context("the original has no output")?);
+    let logits = crate::parity::f32_values(got.logits().context("the peer has no logits")?);
+    let features = crate::parity::f32_values(got.features().context("the peer has no features")?);
     if expected.len() != logits.len() {
         bail!(
             "the original outputs {} values for {batch} samples, the peer {} logits",
@@ -90,12 +90,6 @@ fn check(original: &Path, peer: &Path, meta: &ModelMeta, scores: Scores, batch: 
         bail!("the imported peer differs from the original by {max} (> {TOLERANCE}) on random inputs");
     }
     Ok(max)
-}
-
-fn floats(t: &Tensor) -> Vec<f32> {
-    let d = t.view();
-    let d = d.data();
-    (0..d.len()).map(|i| d.get_f64(i).unwrap_or(f64::NAN) as f32).collect()
 }
 
 fn normalise(row: &[f32], scores: Scores) -> Vec<f32> {

@@ -80,6 +80,18 @@ pub fn concrete_shape(spec: &IoSpec, batch: usize) -> anyhow::Result<Vec<usize>>
         .collect()
 }
 
+/// A tensor's values as f32, whatever its element type (NaN where a value cannot be read).
+pub fn f32_values(t: &Tensor) -> Vec<f32> {
+    match t.as_slice::<f32>() {
+        Some(v) => v.to_vec(),
+        None => {
+            let view = t.view();
+            let d = view.data();
+            (0..d.len()).map(|i| d.get_f64(i).unwrap_or(f64::NAN) as f32).collect()
+        }
+    }
+}
+
 /// A random tensor for `spec` with `batch` samples (xorshift from `seed`).
 pub fn random_input(spec: &IoSpec, batch: usize, seed: u64) -> anyhow::Result<Tensor> {
     let shape = concrete_shape(spec, batch)?;

@@ -42,9 +42,7 @@ pub fn attach(spec: &TeacherSpec, data: &mut TrainData) -> Result<()> {
     for batch in data.train.x.chunks(BATCH * data.sample_len) {
         let out = session.run_samples(batch).context("running the teacher")?;
         let t = out.logits().context("the teacher has no logits output")?;
-        let view = t.view();
-        let d = view.data();
-        logits.extend((0..d.len()).map(|i| d.get_f64(i).unwrap_or(f64::NAN) as f32));
+        logits.extend(crate::parity::f32_values(t));
     }
     data.teacher_logits = Some(logits);
     data.validate().context("the teacher's logits")?;

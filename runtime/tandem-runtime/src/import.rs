@@ -12,7 +12,7 @@
 use crate::head::HEAD_NODE;
 use crate::metadata::{HeadSpec, InputSpec, Layout, ModelMeta, Normalisation, OutputNames, TensorDtype};
 use crate::onnx::{tensor_from_proto, tensor_to_proto, Dim, IoSpec, OnnxModel};
-use crate::onnx_builder::value_info;
+use crate::onnx_builder::{node_proto as node, value_info};
 use crate::tensor::{Tensor, TensorData};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -387,23 +387,6 @@ fn defines(graph: &pb::GraphProto, name: &str) -> bool {
     graph.input.iter().any(|v| v.name == name)
         || graph.initializer.iter().any(|t| t.name == name)
         || graph.node.iter().any(|n| n.output.iter().any(|o| o == name))
-}
-
-fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attribute: Vec<pb::AttributeProto>,
-) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
 }
 
 /// Drop nodes and initializers nothing reads any more (the old head's constants), keeping

@@ -37,6 +37,24 @@ pub struct ModelBuilder {
     opset: i64,
 }
 
+/// A node in the default domain.
+pub(crate) fn node_proto(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
 /// A graph input or output declaration.
 pub(crate) fn value_info(name: &str, dtype: TensorDtype, shape: &[Dim]) -> ValueInfoProto {
     use tensor_shape_proto::{dimension::Value, Dimension};
@@ -111,14 +129,7 @@ impl ModelBuilder {
                 a
             })
             .collect();
-        self.graph.node.push(NodeProto {
-            op_type: op.into(),
-            name: name.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            attribute,
-            ..Default::default()
-        });
+        self.graph.node.push(node_proto(op, name, inputs, outputs, attribute));
         self
     }
 
@@ -211,15 +222,6 @@ pub fn with_foreign_head(bytes: &[u8], style: ForeignHead) -> Result<Vec<u8>, cr
     graph.node.retain(|n| n.name != crate::head::HEAD_NODE);
     graph.initializer.retain(|t| t.name != "head.weight" && t.name != "head.bias");
     let tensor = |shape: Vec<usize>, v: Vec<f32>| Tensor::new(shape, v).expect("sizes match");
-    let node =
-        |op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>| NodeProto {
-            op_type: op.into(),
-            name: name.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            attribute,
-            ..Default::default()
-        };
     let int = |name: &str, i: i64| AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,
@@ -239,7 +241,7 @@ pub fn with_foreign_head(bytes: &[u8], style: ForeignHead) -> Result<Vec<u8>, cr
             t: Some(tensor_to_proto("", t)),
             ..Default::default()
         };
-        node("Constant", &format!("{name}_const"), &[], &[name], vec![value])
+        node_proto("Constant", &format!("{name}_const"), &[], &[name], vec![value])
     };
     let output = match style {
         ForeignHead::KerasMatMulAddSoftmax => {
@@ -251,21 +253,21 @@ pub fn with_foreign_head(bytes: &[u8], style: ForeignHead) -> Result<Vec<u8>, cr
             }
             graph.node.push(constant("dense/kernel", &tensor(vec![features, classes], transposed)));
             graph.node.push(constant("dense/bias", &tensor(vec![classes], head.bias.clone())));
-            graph.node.push(node(
+            graph.node.push(node_proto(
                 "MatMul",
                 "dense/MatMul",
                 &[&head.input, "dense/kernel"],
                 &["dense/MatMul:0"],
                 vec![],
             ));
-            graph.node.push(node(
+            graph.node.push(node_proto(
                 "Add",
                 "dense/BiasAdd",
                 &["dense/MatMul:0", "dense/bias"],
                 &["dense/BiasAdd:0"],
                 vec![],
             ));
-            graph.node.push(node(
+            graph.node.push(node_proto(
                 "Softmax",
                 "dense/Softmax",
                 &["dense/BiasAdd:0"],
@@ -284,7 +286,7 @@ pub fn with_foreign_head(bytes: &[u8], style: ForeignHead) -> Result<Vec<u8>, cr
                 &tensor(vec![classes], head.bias.iter().map(|b| b * 0.5).collect()),
             ));
             let attrs = vec![int("transB", 1), float("alpha", 0.5), float("beta", 2.0)];
-            graph.node.push(node(
+            graph.node.push(node_proto(
                 "Gemm",
                 "/fc/Gemm",
                 &[&head.input, "fc.weight", "fc.bias"],

@@ -110,13 +110,7 @@ impl PeerSession {
             if t.shape().first() != Some(&n) || t.data().len() != n * dim {
                 bail!("{}: `features` has shape {:?}, expected [{n}, {dim}]", self.path.display(), t.shape());
             }
-            match t.as_slice::<f32>() {
-                Some(v) => x.extend_from_slice(v),
-                None => {
-                    let d = t.data().as_ref();
-                    x.extend((0..d.len()).map(|i| d.get_f64(i).unwrap_or(f64::NAN) as f32));
-                }
-            }
+            x.extend(crate::parity::f32_values(t));
         }
         // A backbone may hide a NaN input behind finite features (ReLU and max-pooling can
         // drop it); the sample is still bad, so its features say so.
