@@ -87,7 +87,8 @@ fn an_unknown_architecture_is_named_with_the_known_ones() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("unknown architecture `resnet50`") && err.contains("mlp8, cnn8, imu1d, fashion-cnn"),
+        err.contains("unknown architecture `resnet50`")
+            && err.contains("mlp8, cnn8, imu1d, imu-stats, fashion-cnn"),
         "{err}"
     );
 }

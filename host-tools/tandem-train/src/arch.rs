@@ -24,16 +24,19 @@ pub enum Arch {
     Imu1d,
     /// Small CNN on 1x28x28 Fashion-MNIST images.
     FashionCnn,
+    /// Learned statistics of a 6-channel IMU window of 100 steps: one 5-tap convolution, ReLU and
+    /// the mean over time (what a classical model computes by hand, learned end to end).
+    ImuStats,
 }
 
 /// An architecture name that is not one of [`Arch::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown architecture `{0}` (known: mlp8, cnn8, imu1d, fashion-cnn)")]
+#[error("unknown architecture `{0}` (known: mlp8, cnn8, imu1d, imu-stats, fashion-cnn)")]
 pub struct UnknownArch(pub String);
 
 impl Arch {
     /// Every architecture, in a stable order.
-    pub const ALL: [Arch; 4] = [Arch::Mlp8, Arch::Cnn8, Arch::Imu1d, Arch::FashionCnn];
+    pub const ALL: [Arch; 5] = [Arch::Mlp8, Arch::Cnn8, Arch::Imu1d, Arch::FashionCnn, Arch::ImuStats];
 
     /// The name used on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Arch {
             Arch::Cnn8 => "cnn8",
             Arch::Imu1d => "imu1d",
             Arch::FashionCnn => "fashion-cnn",
+            Arch::ImuStats => "imu-stats",
         }
     }
 
@@ -101,6 +105,11 @@ impl Arch {
                     Flatten,
                     dense_features(16 * 4 * 4),
                 ],
+            ),
+            Arch::ImuStats => (
+                vec![6, 100],
+                Layout::NCW,
+                vec![conv1d(6, 32, 5, 1, 2), Relu, GlobalAvgPool, Flatten, dense_features(32)],
             ),
         };
         let mut layers = body;

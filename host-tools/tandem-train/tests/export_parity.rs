@@ -170,6 +170,11 @@ fn imu1d_export_matches_candle_on_tract_and_onnx_runtime() {
 }
 
 #[test]
+fn imu_stats_export_matches_candle_on_tract_and_onnx_runtime() {
+    check_arch(Arch::ImuStats, "imu-right");
+}
+
+#[test]
 fn fashion_cnn_export_matches_candle_on_tract_and_onnx_runtime() {
     check_arch(Arch::FashionCnn, "fashion-mnist");
 }

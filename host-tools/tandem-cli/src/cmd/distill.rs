@@ -15,7 +15,7 @@ pub struct Args {
     /// of your own data (an NPY pair, an image folder or recordings; docs/DATA.md).
     #[arg(long)]
     pub data: String,
-    /// Comma-separated architectures, one per peer: mlp8, cnn8, imu1d, fashion-cnn.
+    /// Comma-separated architectures, one per peer: mlp8, cnn8, imu1d, imu-stats, fashion-cnn.
     #[arg(long)]
     pub cohort: String,
     #[arg(long, default_value_t = 30)]
