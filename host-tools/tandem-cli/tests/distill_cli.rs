@@ -187,3 +187,46 @@ fn arch_info_prints_costs_before_training() {
     // No training happened and no --out was needed.
     assert!(!text.contains("best epoch"));
 }
+
+/// A user's architecture file goes wherever a built-in name does: costs, training in a
+/// heterogeneous cohort, export of its checkpoint; a broken file is a clear error.
+#[test]
+fn a_user_architecture_file_is_costed_trained_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wide-mlp.toml");
+    let layers = r#"[{ kind = "dense", out = 96 }, { kind = "relu" }, { kind = "dense", out = 32 }]"#;
+    std::fs::write(&file, format!("input = [64]\nlayers = {layers}\n")).unwrap();
+    let cohort = format!("cnn8,{}", file.display());
+
+    let out = tandem(&["distill", "--data", "mnist8", "--cohort", &cohort, "--arch-info"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.starts_with("wide-mlp")).unwrap_or_else(|| panic!("{text}"));
+    let params = (64 * 96 + 96 + 96 * 32 + 32 + 32 * 10 + 10).to_string();
+    let macs = (64 * 96 + 96 * 32 + 32 * 10).to_string();
+    assert!(
+        row.split_whitespace().any(|c| c == params) && row.split_whitespace().any(|c| c == macs),
+        "{row}"
+    );
+
+    let run = dir.path().join("run");
+    let args =
+        ["distill", "--data", "mnist8", "--cohort", &cohort, "--epochs", "1", "--limit", "300", "--quiet"];
+    let out = tandem(&[&args[..], &["--out", run.to_str().unwrap()]].concat(), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let onnx = dir.path().join("export/peer.onnx");
+    let ckpt = run.join("peer1-wide-mlp.safetensors");
+    let out = tandem(&["export", ckpt.to_str().unwrap(), "--out", onnx.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sidecar = std::fs::read_to_string(dir.path().join("export/peer.toml")).unwrap();
+    assert!(sidecar.contains("arch = \"wide-mlp\""), "{sidecar}");
+
+    std::fs::write(&file, "input = [64]\nlayers = [{ kind = \"dense\", out = 10 }]\n").unwrap();
+    let out = tandem(&["distill", "--data", "mnist8", "--cohort", &cohort, "--arch-info"], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wide-mlp.toml") && stderr(&out).contains("32 features"),
+        "{}",
+        stderr(&out)
+    );
+}

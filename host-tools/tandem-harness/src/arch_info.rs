@@ -25,7 +25,7 @@ pub struct ArchInfo {
 const CALIBRATION: usize = 16;
 
 /// Costs of `arch` with `classes` outputs, packed int8 for `target`.
-pub fn arch_info(arch: Arch, classes: usize, target: Target) -> Result<ArchInfo> {
+pub fn arch_info(arch: &Arch, classes: usize, target: Target) -> Result<ArchInfo> {
     let spec = arch.spec(classes);
     let input_shape = spec.input_shape.clone();
     let len = spec.input_len();
@@ -48,7 +48,7 @@ pub fn arch_info(arch: Arch, classes: usize, target: Target) -> Result<ArchInfo>
         tandem_pack::pack(&onnx, None, &calib, &options).with_context(|| format!("packing {arch}"))?;
     let r = packed.report;
     Ok(ArchInfo {
-        arch,
+        arch: arch.clone(),
         input_shape,
         parameters,
         macs: r.macs,

@@ -43,7 +43,12 @@ pub enum CheckpointError {
 pub struct CheckpointMeta {
     /// [`CHECKPOINT_FORMAT`].
     pub format: u32,
+    /// The architecture's name.
     pub arch: String,
+    /// A user architecture's whole layer list (JSON, as [`Arch`] serialises it); absent for
+    /// the built-in ones, which `arch` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch_spec: Option<String>,
     pub labels: Vec<String>,
     /// Input normalisation the peer was trained with: `(x - mean) / std`, per channel or global.
     pub normalisation: Normalisation,
@@ -74,7 +79,13 @@ pub struct CheckpointMeta {
 impl CheckpointMeta {
     /// The architecture this checkpoint was trained as.
     pub fn spec(&self) -> Result<NetSpec, String> {
-        let arch: Arch = self.arch.parse().map_err(|e: super::arch::UnknownArch| e.to_string())?;
+        let arch = match &self.arch_spec {
+            Some(json) => Arch::try_from(json.clone()).map_err(|e| e.to_string())?,
+            None => self.arch.parse::<Arch>().map_err(|e| e.to_string())?,
+        };
+        if arch.name() != self.arch {
+            return Err(format!("architecture `{}` is stored as `{}`", self.arch, arch.name()));
+        }
         if self.labels.is_empty() {
             return Err("no class labels".into());
         }
@@ -197,6 +208,7 @@ mod tests {
         CheckpointMeta {
             format: CHECKPOINT_FORMAT,
             arch: "mlp8".into(),
+            arch_spec: None,
             labels: (0..10).map(|d| d.to_string()).collect(),
             normalisation: Normalisation { mean: vec![4.0], std: vec![5.0] },
             dataset: "mnist8".into(),

@@ -565,10 +565,11 @@ pub fn distill(
         peers: Vec::new(),
         finished: false,
     };
-    let checkpoint_name = |k: usize, arch: Arch| format!("peer{k}-{arch}.safetensors");
-    let peer_meta = |k: usize, arch: Arch, epoch: usize, val_accuracy: f64| CheckpointMeta {
+    let checkpoint_name = |k: usize, arch: &Arch| format!("peer{k}-{arch}.safetensors");
+    let peer_meta = |k: usize, arch: &Arch, epoch: usize, val_accuracy: f64| CheckpointMeta {
         format: CHECKPOINT_FORMAT,
         arch: arch.name().into(),
+        arch_spec: matches!(arch, Arch::Custom(_)).then(|| String::from(arch.clone())),
         labels: data.labels.clone(),
         normalisation: norm.clone(),
         dataset: data.name.clone(),
@@ -627,7 +628,7 @@ pub fn distill(
                 if !value.is_finite() {
                     return Err(DistillError::NonFiniteLoss {
                         peer: p,
-                        arch: config.cohort[p],
+                        arch: config.cohort[p].clone(),
                         epoch,
                         batch: b + 1,
                         last_good_epoch: state.epochs_done,
@@ -658,7 +659,7 @@ pub fn distill(
             if !peer.is_finite()? {
                 return Err(DistillError::NonFiniteLoss {
                     peer: p,
-                    arch: config.cohort[p],
+                    arch: config.cohort[p].clone(),
                     epoch,
                     batch: batches,
                     last_good_epoch: state.epochs_done,
@@ -673,8 +674,8 @@ pub fn distill(
             let (val_loss, val_accuracy) = evaluate(peer, &val_x, &data.val.y)?;
             if val_accuracy > state.best[p].1 {
                 state.best[p] = (epoch, val_accuracy);
-                let meta = peer_meta(p, config.cohort[p], epoch, val_accuracy);
-                checkpoint::save_peer(&out.join(checkpoint_name(p, config.cohort[p])), &meta, peer)?;
+                let meta = peer_meta(p, &config.cohort[p], epoch, val_accuracy);
+                checkpoint::save_peer(&out.join(checkpoint_name(p, &config.cohort[p])), &meta, peer)?;
             }
             peers.push(PeerEpoch {
                 train_loss: loss[p] / n,
@@ -704,7 +705,7 @@ pub fn distill(
     let targets_x: Vec<(&String, Vec<f32>, &Vec<u8>)> =
         targets.iter().map(|(name, s)| (name, data::normalise(&s.x, sample_len, &norm), &s.y)).collect();
     for (p, arch) in config.cohort.iter().enumerate() {
-        let file = checkpoint_name(p, *arch);
+        let file = checkpoint_name(p, arch);
         let path = out.join(&file);
         let (mut meta, peer) = checkpoint::load_peer(&path)?;
         let (_, test_accuracy) = evaluate(&peer, &test_x, &data.test.y)?;
@@ -716,7 +717,7 @@ pub fn distill(
         checkpoint::save_peer(&path, &meta, &peer)?;
         metrics.peers.push(PeerSummary {
             index: p,
-            arch: *arch,
+            arch: arch.clone(),
             params: peer.spec.param_count(),
             checkpoint: file,
             best_epoch: meta.epoch,

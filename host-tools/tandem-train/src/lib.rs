@@ -13,7 +13,7 @@ pub mod optim;
 pub mod report;
 pub mod source;
 
-pub use arch::{Arch, Layer, NetSpec, UnknownArch, FEATURES};
+pub use arch::{Arch, ArchFileError, CustomArch, Layer, LayerSpec, NetSpec, UnknownArch, FEATURES};
 pub use checkpoint::{load_peer, save_peer, CheckpointError, CheckpointMeta};
 pub use data::{Split, TrainData};
 pub use dml::{distill, DistillConfig, DistillError, Metrics, Observer, Silent, TeacherSpec};

@@ -44,7 +44,7 @@ pub fn rows(independent: &[Metrics], mutual: &[Metrics]) -> Vec<Row> {
                     let key = (p.index, format!("{i:02}{eval}"));
                     let row = table.entry(key).or_insert_with(|| Row {
                         peer: p.index,
-                        arch: p.arch,
+                        arch: p.arch.clone(),
                         eval,
                         independent: Vec::new(),
                         mutual: Vec::new(),

@@ -14,7 +14,7 @@ use tandem_runtime::{
 use tandem_train::data::normalise;
 use tandem_train::dml::{self, predict};
 use tandem_train::export::{export, onnx, Precision};
-use tandem_train::{load_peer, source, Arch, DistillConfig, Silent, TrainData};
+use tandem_train::{load_peer, source, Arch, CustomArch, DistillConfig, Silent, TrainData};
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension::Value,
 };
@@ -30,12 +30,12 @@ fn session_options(backend: BackendKind) -> SessionOptions {
 const SAMPLES: usize = 256;
 
 /// One peer of `arch`, trained alone for one epoch on 512 samples of `data`.
-fn trained(arch: Arch, data: &TrainData, dir: &Path) -> PathBuf {
+fn trained(arch: &Arch, data: &TrainData, dir: &Path) -> PathBuf {
     let config = DistillConfig {
         epochs: 1,
         limit: Some(512),
         independent: true,
-        ..DistillConfig::new(&data.name, vec![arch], 1)
+        ..DistillConfig::new(&data.name, vec![arch.clone()], 1)
     };
     dml::distill(&config, data, &[], dir, false, &mut Silent).unwrap();
     dir.join(format!("peer0-{arch}.safetensors"))
@@ -57,7 +57,7 @@ fn as_f32(t: &tandem_runtime::Tensor) -> Vec<f32> {
 fn check_arch(arch: Arch, dataset: &str) {
     let data = source::load_train_data(dataset, 1).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = trained(arch, &data, dir.path());
+    let ckpt = trained(&arch, &data, dir.path());
     let (meta, peer) = load_peer(&ckpt).unwrap();
     let classes = data.labels.len();
 
@@ -68,7 +68,7 @@ fn check_arch(arch: Arch, dataset: &str) {
     for (precision, tolerance) in [(Precision::F32, 1e-4f32), (Precision::F16, 1e-2)] {
         let path = dir.path().join(format!("{arch}-{precision:?}.onnx"));
         let done = export(&ckpt, &path, precision).unwrap();
-        check_contract(&path, arch, classes, precision);
+        check_contract(&path, &arch, classes, precision);
         let sidecar = ModelMeta::load(&done.sidecar).unwrap();
         assert_eq!(sidecar, done.meta);
         let prov = sidecar.provenance.as_ref().unwrap();
@@ -121,7 +121,7 @@ fn check_arch(arch: Arch, dataset: &str) {
 
 /// The graph is the peer contract: input `input` with a symbolic batch, outputs `logits` and
 /// `features`, last node the Gemm `head` over `head.weight` `[classes, features]` (transB = 1).
-fn check_contract(path: &Path, arch: Arch, classes: usize, precision: Precision) {
+fn check_contract(path: &Path, arch: &Arch, classes: usize, precision: Precision) {
     let model = OnnxModel::decode(&std::fs::read(path).unwrap()).unwrap();
     let proto = model.proto();
     assert!(proto.opset_import.iter().any(|o| o.domain.is_empty() && o.version >= 13));
@@ -177,6 +177,28 @@ fn imu_stats_export_matches_candle_on_tract_and_onnx_runtime() {
 #[test]
 fn fashion_cnn_export_matches_candle_on_tract_and_onnx_runtime() {
     check_arch(Arch::FashionCnn, "fashion-mnist");
+}
+
+/// A user's architecture file (2-D convolutions with stride and padding, pooling, two dense
+/// layers) trains, exports and runs the same on both backends, and its checkpoint rebuilds it.
+#[test]
+fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime() {
+    let text = r#"
+        name = "my-cnn"
+        input = [1, 8, 8]
+        layers = [
+            { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "relu" }, { kind = "max-pool2" },
+            { kind = "conv", out = 16, kernel = 3, stride = 2, pad = 1 }, { kind = "relu" },
+            { kind = "flatten" }, { kind = "dense", out = 48 }, { kind = "relu" }, { kind = "dense", out = 32 },
+        ]
+    "#;
+    let arch = Arch::Custom(CustomArch::from_toml(text, "my-cnn.toml", "my-cnn").unwrap().into());
+    check_arch(arch.clone(), "mnist8");
+    let data = source::load_train_data("mnist8", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, peer) = load_peer(&trained(&arch, &data, dir.path())).unwrap();
+    assert_eq!((meta.arch.as_str(), meta.spec().unwrap()), ("my-cnn", arch.spec(10)));
+    assert_eq!(peer.spec, arch.spec(10));
 }
 
 /// Peers of the committed reference pairs (`models/`, written by `scripts/reference-models`).

@@ -15,7 +15,8 @@ pub struct Args {
     /// of your own data (an NPY pair, an image folder or recordings; docs/DATA.md).
     #[arg(long)]
     pub data: String,
-    /// Comma-separated architectures, one per peer: mlp8, cnn8, imu1d, imu-stats, fashion-cnn.
+    /// Comma-separated architectures, one per peer: mlp8, cnn8, imu1d, imu-stats, fashion-cnn, or a
+    /// TOML file of your own layers (`my-net.toml`; docs/ARCHITECTURES.md).
     #[arg(long)]
     pub cohort: String,
     #[arg(long, default_value_t = 30)]
@@ -141,7 +142,7 @@ fn arch_info(args: &Args, cohort: &[Arch]) -> anyhow::Result<()> {
         "{:<12} {:>14} {:>10} {:>12} {:>12} {:>12}",
         "arch", "input", "params", "MACs", "flash B", "arena B"
     );
-    for &arch in cohort {
+    for arch in cohort {
         let i = tandem_harness::arch_info::arch_info(arch, classes, target)?;
         println!(
             "{:<12} {:>14} {:>10} {:>12} {:>12} {:>12}",
