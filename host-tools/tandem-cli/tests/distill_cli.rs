@@ -188,6 +188,57 @@ fn arch_info_prints_costs_before_training() {
     assert!(!text.contains("best epoch"));
 }
 
+/// A depthwise-separable network from a layer file trains, exports and packs to int8 for a
+/// Cortex-M4, agreeing with its f32 self.
+#[test]
+fn a_depthwise_separable_layer_file_packs_to_int8() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ds-cnn8.toml");
+    std::fs::write(
+        &file,
+        r#"input = [1, 8, 8]
+layers = [
+  { kind = "conv", out = 16, kernel = 3, pad = 1 }, { kind = "relu" },
+  { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "relu" },
+  { kind = "conv", out = 32, kernel = 1 }, { kind = "relu" },
+  { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 },
+]
+"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let cohort = file.to_str().unwrap();
+    let args = [
+        "distill",
+        "--data",
+        "mnist8",
+        "--cohort",
+        cohort,
+        "--independent",
+        "--epochs",
+        "2",
+        "--limit",
+        "1000",
+    ];
+    let out = tandem(&[&args[..], &["--out", run.to_str().unwrap()]].concat(), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let onnx = dir.path().join("ds/peer.onnx");
+    let ckpt = run.join("peer0-ds-cnn8.safetensors");
+    let out = tandem(&["export", ckpt.to_str().unwrap(), "--out", onnx.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tdm = dir.path().join("ds.tdm");
+    let out =
+        tandem(&["pack", onnx.to_str().unwrap(), "--calib", "mnist8", "-o", tdm.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    let agree = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("int8 vs f32"))
+        .and_then(|l| l.split('%').next()?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no int8 vs f32 line: {report}"));
+    assert!(agree >= 90.0, "int8 agrees with f32 on {agree} % of the calibration samples: {report}");
+}
+
 /// A user's architecture file goes wherever a built-in name does: costs, training in a
 /// heterogeneous cohort, export of its checkpoint; a broken file is a clear error.
 #[test]

@@ -122,12 +122,12 @@ impl PeerNet {
         let mut h = x.clone();
         for (i, layer) in self.spec.layers.iter().enumerate() {
             h = match *layer {
-                Layer::Conv { rank, stride, pad, .. } => {
+                Layer::Conv { rank, stride, pad, groups, .. } => {
                     let (w, b) = self.weight_bias(&format!("l{i}"))?;
                     let y = if rank == 1 {
-                        h.conv1d(w, pad, stride, 1, 1)?
+                        h.conv1d(w, pad, stride, 1, groups)?
                     } else {
-                        h.conv2d(w, pad, stride, 1, 1)?
+                        h.conv2d(w, pad, stride, 1, groups)?
                     };
                     let bias_shape: Vec<usize> = std::iter::once(1)
                         .chain(std::iter::once(b.dims()[0]))

@@ -44,7 +44,8 @@ const MAX_PARAMETERS: usize = 10_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LayerSpec {
-    /// Convolution over every spatial dimension of its input, square kernel, symmetric padding.
+    /// Convolution over every spatial dimension of its input, square kernel, symmetric padding;
+    /// `groups` splits the channels (default 1).
     Conv {
         out: usize,
         kernel: usize,
@@ -52,6 +53,19 @@ pub enum LayerSpec {
         stride: usize,
         #[serde(default)]
         pad: usize,
+        #[serde(default = "one")]
+        groups: usize,
+    },
+    /// Depthwise convolution: each input channel convolved alone into `multiplier` outputs
+    /// (default 1).
+    Depthwise {
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        pad: usize,
+        #[serde(default = "one")]
+        multiplier: usize,
     },
     /// Fully connected, on a flat input.
     Dense {
@@ -179,18 +193,15 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
     for (i, spec) in specs.iter().enumerate() {
         let at = |m: String| format!("layer {} ({spec:?}): {m}", i + 1);
         let layer = match *spec {
-            LayerSpec::Conv { out, kernel, stride, pad } => {
-                if shape.len() < 2 {
-                    return Err(at(format!("a convolution needs [channels, ...] input, got {shape:?}")));
+            LayerSpec::Conv { out, kernel, stride, pad, groups } => {
+                conv(&shape, out, kernel, stride, pad, groups).map_err(at)?
+            }
+            LayerSpec::Depthwise { kernel, stride, pad, multiplier } => {
+                if !(1..=64).contains(&multiplier) {
+                    return Err(at("multiplier 1..=64".into()));
                 }
-                let ok =
-                    (1..=4096).contains(&out) && (1..=64).contains(&kernel) && (1..=16).contains(&stride);
-                if !ok || pad >= kernel {
-                    return Err(
-                        at("out 1..=4096, kernel 1..=64, stride 1..=16, pad below the kernel".into()),
-                    );
-                }
-                Layer::Conv { rank: shape.len() - 1, inputs: shape[0], outputs: out, kernel, stride, pad }
+                let channels = shape.first().copied().unwrap_or(0);
+                conv(&shape, channels * multiplier, kernel, stride, pad, channels).map_err(at)?
             }
             LayerSpec::Dense { out } => match shape[..] {
                 [inputs] if (1..=1 << 16).contains(&out) => Layer::Dense { inputs, outputs: out },
@@ -216,6 +227,26 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
         return Err(format!("the layers end in {shape:?}; they must end in the {FEATURES} features (a dense layer with out = {FEATURES})"));
     }
     Ok(layers)
+}
+
+/// A convolution on `shape` (`[channels, ...]`), its settings within the limits; the layer
+/// checks that the groups divide the channels.
+fn conv(
+    shape: &[usize],
+    out: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+) -> Result<Layer, String> {
+    if shape.len() < 2 {
+        return Err(format!("a convolution needs [channels, ...] input, got {shape:?}"));
+    }
+    let ok = (1..=4096).contains(&out) && (1..=64).contains(&kernel) && (1..=16).contains(&stride);
+    if !ok || pad >= kernel {
+        return Err("out 1..=4096, kernel 1..=64, stride 1..=16, pad below the kernel".into());
+    }
+    Ok(Layer::Conv { rank: shape.len() - 1, inputs: shape[0], outputs: out, kernel, stride, pad, groups })
 }
 
 fn invalid(origin: &str, message: String) -> ArchFileError {
@@ -261,7 +292,7 @@ mod tests {
         assert_eq!(
             arch.layers(),
             vec![
-                Layer::Conv { rank: 1, inputs: 6, outputs: 64, kernel: 9, stride: 1, pad: 4 },
+                Layer::Conv { rank: 1, inputs: 6, outputs: 64, kernel: 9, stride: 1, pad: 4, groups: 1 },
                 Layer::Relu,
                 Layer::GlobalAvgPool,
                 Layer::Flatten,
@@ -284,6 +315,24 @@ mod tests {
         let custom = Arch::Custom(parse(text).unwrap().into()).spec(7);
         let builtin = Arch::ImuStats.spec(7);
         assert_eq!((custom.layers, custom.input_shape), (builtin.layers, builtin.input_shape));
+    }
+
+    #[test]
+    fn depthwise_and_grouped_convolutions_split_the_channels() {
+        let text = r#"
+            input = [4, 8, 8]
+            layers = [{ kind = "depthwise", kernel = 3, pad = 1, multiplier = 2 },
+                      { kind = "conv", out = 16, kernel = 1, groups = 4 },
+                      { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 }]
+        "#;
+        let layers = parse(text).unwrap().layers();
+        let dw = Layer::Conv { rank: 2, inputs: 4, outputs: 8, kernel: 3, stride: 1, pad: 1, groups: 4 };
+        let grouped =
+            Layer::Conv { rank: 2, inputs: 8, outputs: 16, kernel: 1, stride: 1, pad: 0, groups: 4 };
+        assert_eq!(layers[..2], [dw, grouped]);
+        assert_eq!(dw.param_shapes().unwrap().0, [8, 1, 3, 3]);
+        assert_eq!(grouped.param_shapes().unwrap().0, [16, 2, 1, 1]);
+        assert_eq!((dw.fan_in(), grouped.fan_in()), (9, 2));
     }
 
     #[test]
@@ -318,6 +367,10 @@ mod tests {
         assert!(message(&dense(0)).contains("out 1..=65536"));
         let flat_conv = "input = [64]\nlayers = [{ kind = \"conv\", out = 8, kernel = 3 }]";
         assert!(message(flat_conv).contains("needs [channels, ...] input"));
+        let groups = "input = [6, 10]\nlayers = [{ kind = \"conv\", out = 8, kernel = 1, groups = 4 }]";
+        assert!(message(groups).contains("groups do not divide"), "{}", message(groups));
+        let multiplier = "input = [6, 10]\nlayers = [{ kind = \"depthwise\", kernel = 3, multiplier = 0 }]";
+        assert!(message(multiplier).contains("multiplier 1..=64"), "{}", message(multiplier));
         let unflattened = "input = [1, 8, 8]\nlayers = [{ kind = \"dense\", out = 32 }]";
         assert!(message(unflattened).contains("add a flatten"));
         let big_kernel = "input = [1, 4]\nlayers = [{ kind = \"conv\", out = 8, kernel = 9 }]";

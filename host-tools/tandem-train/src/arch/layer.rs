@@ -7,7 +7,8 @@ use tandem_runtime::Layout;
 /// `l{index}.bias`; the head owns `head.weight` and `head.bias`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layer {
-    /// Convolution over `rank` spatial dimensions (1 or 2), square kernel, symmetric padding.
+    /// Convolution over `rank` spatial dimensions (1 or 2), square kernel, symmetric padding;
+    /// the channels split into `groups` (1: an ordinary convolution; `inputs`: depthwise).
     Conv {
         rank: usize,
         inputs: usize,
@@ -15,6 +16,7 @@ pub enum Layer {
         kernel: usize,
         stride: usize,
         pad: usize,
+        groups: usize,
     },
     /// Fully connected `y = x Wᵀ + b`, `W` is `[outputs, inputs]`.
     Dense {
@@ -34,8 +36,8 @@ impl Layer {
     /// Shapes of this layer's weight and bias, if it has any.
     pub fn param_shapes(&self) -> Option<(Vec<usize>, Vec<usize>)> {
         match *self {
-            Layer::Conv { rank, inputs, outputs, kernel, .. } => {
-                let mut w = vec![outputs, inputs];
+            Layer::Conv { rank, inputs, outputs, kernel, groups, .. } => {
+                let mut w = vec![outputs, inputs / groups.max(1)];
                 w.extend(std::iter::repeat_n(kernel, rank));
                 Some((w, vec![outputs]))
             }
@@ -52,7 +54,9 @@ impl Layer {
     /// Number of inputs each output of this layer sums over (for weight initialisation).
     pub fn fan_in(&self) -> usize {
         match *self {
-            Layer::Conv { rank, inputs, kernel, .. } => inputs * kernel.pow(rank as u32),
+            Layer::Conv { rank, inputs, kernel, groups, .. } => {
+                inputs / groups.max(1) * kernel.pow(rank as u32)
+            }
             Layer::Dense { inputs, .. } => inputs,
             _ => 0,
         }
@@ -61,9 +65,14 @@ impl Layer {
     /// The per-sample output shape for a per-sample input shape, or why it does not fit.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         match *self {
-            Layer::Conv { rank, inputs, outputs, kernel, stride, pad } => {
+            Layer::Conv { rank, inputs, outputs, kernel, stride, pad, groups } => {
                 if input.len() != rank + 1 || input[0] != inputs {
                     return Err(format!("conv{rank}d expects [{inputs}, ..{rank} dims], got {input:?}"));
+                }
+                if groups == 0 || !inputs.is_multiple_of(groups) || !outputs.is_multiple_of(groups) {
+                    return Err(format!(
+                        "{groups} groups do not divide {inputs} input and {outputs} output channels"
+                    ));
                 }
                 let mut out = vec![outputs];
                 for &side in &input[1..] {

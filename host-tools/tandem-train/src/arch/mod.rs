@@ -187,11 +187,11 @@ impl From<Arch> for String {
 }
 
 fn conv2d(inputs: usize, outputs: usize, kernel: usize, stride: usize, pad: usize) -> Layer {
-    Layer::Conv { rank: 2, inputs, outputs, kernel, stride, pad }
+    Layer::Conv { rank: 2, inputs, outputs, kernel, stride, pad, groups: 1 }
 }
 
 fn conv1d(inputs: usize, outputs: usize, kernel: usize, stride: usize, pad: usize) -> Layer {
-    Layer::Conv { rank: 1, inputs, outputs, kernel, stride, pad }
+    Layer::Conv { rank: 1, inputs, outputs, kernel, stride, pad, groups: 1 }
 }
 
 fn dense_features(inputs: usize) -> Layer {

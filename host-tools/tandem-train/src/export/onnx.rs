@@ -65,7 +65,7 @@ pub fn peer_model(
     for (i, layer) in spec.layers.iter().enumerate() {
         let output = if i == last { FEATURES.to_owned() } else { format!("l{i}") };
         let node = match *layer {
-            Layer::Conv { rank, kernel, stride, pad, .. } => {
+            Layer::Conv { rank, kernel, stride, pad, groups, .. } => {
                 let w = add_init(&mut graph, &format!("l{i}.weight"))?;
                 let b = add_init(&mut graph, &format!("l{i}.bias"))?;
                 node(&format!("l{i}.conv"), "Conv", &[&current, &w, &b], &output)
@@ -73,7 +73,7 @@ pub fn peer_model(
                     .with(ints("strides", vec![stride as i64; rank]))
                     .with(ints("pads", vec![pad as i64; 2 * rank]))
                     .with(ints("dilations", vec![1; rank]))
-                    .with(int("group", 1))
+                    .with(int("group", groups as i64))
             }
             Layer::Dense { .. } => {
                 let w = add_init(&mut graph, &format!("l{i}.weight"))?;
