@@ -36,6 +36,8 @@ enum Command {
     Baseline(cmd::baseline::Args),
     /// Pack an ONNX peer into a .tdm for the tandem-micro MCU engine (int8 or f32).
     Pack(cmd::pack::Args),
+    /// Run a .tdm on a Cortex-M board in QEMU: instructions per layer, RAM, flash.
+    Profile(cmd::profile::Args),
     /// Ed25519 signing keys: `tandem keys new --out DIR`.
     Keys(cmd::keys::KeysArgs),
     /// Sign a .tdm, a snapshot or a peer bundle with a secret key.
@@ -63,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Adapt(args) => cmd::adapt::run(args),
         Command::Baseline(args) => cmd::baseline::run(args),
         Command::Pack(args) => cmd::pack::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
         Command::Keys(args) => cmd::keys::keys(args),
         Command::Sign(args) => cmd::keys::sign(args),
         Command::Verify(args) => cmd::keys::verify(args),

@@ -9,6 +9,7 @@
 //! - [`baseline`]: a classical model on window statistics that the peers must beat;
 //! - [`calib`] and [`fixture`]: calibration inputs for `tandem pack` and the firmware's
 //!   fixtures;
+//! - [`profile`]: any `.tdm` on a Cortex-M board in QEMU, layer by layer (`tandem profile`);
 //! - [`keys`]: key files, `tandem sign` and `tandem verify`;
 //! - [`node`]: the robot engine `tandem node` runs, from a node configuration;
 //! - [`demo`]: the main job end to end (`tandem demo`).
@@ -23,5 +24,6 @@ pub mod import;
 pub mod keys;
 pub mod node;
 pub mod parity;
+pub mod profile;
 pub mod source;
 pub mod teacher;

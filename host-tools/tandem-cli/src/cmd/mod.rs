@@ -16,3 +16,4 @@ pub mod keys;
 #[cfg(feature = "ros")]
 pub mod node;
 pub mod pack;
+pub mod profile;

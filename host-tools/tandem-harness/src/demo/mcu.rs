@@ -44,20 +44,6 @@ pub struct QemuFigures {
     pub matches_host: bool,
 }
 
-/// Sign the fixture's `model.tdm` with a key made for this run only (the firmware runs signed
-/// models: docs/MCU.md), its public key as `signing.pub` for the firmware's build script.
-fn sign_fixture(dir: &std::path::Path) -> Result<()> {
-    let key = crate::keys::generate()?;
-    let model = dir.join("model.tdm");
-    let blob = std::fs::read(&model)?;
-    tandem_data::write_atomic(&model, &key.sign(&blob))?;
-    tandem_data::write_atomic(
-        &dir.join("signing.pub"),
-        tandem_sign::keyfile::public_text(&key.public()).as_bytes(),
-    )?;
-    Ok(())
-}
-
 /// Pack `peer`, write a firmware fixture, and run it in QEMU when the tools are there.
 pub fn run(peer: &PeerInfo, options: &DemoOptions) -> Result<McuFigures> {
     let packed = pack_file(&peer.onnx, SOURCE, CALIB_SAMPLES, &PackOptions::new(Target::CortexM4))?;
@@ -68,7 +54,7 @@ pub fn run(peer: &PeerInfo, options: &DemoOptions) -> Result<McuFigures> {
     );
     let dir = options.out.join("mcu");
     let host = fixture::from_test_split(&packed.blob, &peer.onnx, SOURCE, FIXTURE_SAMPLES, &dir)?;
-    sign_fixture(&dir)?;
+    fixture::sign(&dir)?;
     let qemu = run_in_qemu(&dir, &host.expected, options).map_err(|e| {
         let why = format!("{e:#}");
         eprintln!("    QEMU run skipped: {why}");
