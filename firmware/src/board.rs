@@ -11,7 +11,7 @@ pub struct Board {
     pub qemu_machine: &'static str,
     /// The core, as marketed.
     pub core: &'static str,
-    /// The part number in the CPUID register (0xC24 Cortex-M4, 0xC27 Cortex-M7).
+    /// The part number in the CPUID register (0xC24 Cortex-M4, 0xC27 Cortex-M7, 0xD21 Cortex-M33).
     pub cpuid_partno: u16,
     /// The real microcontroller whose flash and RAM sizes `memory.x` uses.
     pub budget_part: &'static str,
@@ -35,6 +35,16 @@ pub const BOARD: Board = Board {
     core: "Cortex-M7",
     cpuid_partno: 0xC27,
     budget_part: "STM32F746NG",
+};
+
+/// The board of this build.
+#[cfg(feature = "board-an505")]
+pub const BOARD: Board = Board {
+    name: "an505",
+    qemu_machine: "mps2-an505",
+    core: "Cortex-M33",
+    cpuid_partno: 0xD21,
+    budget_part: "STM32L552ZE",
 };
 
 /// The part number of the core this code runs on, from the CPUID register.
