@@ -11,7 +11,8 @@ pub struct Board {
     pub qemu_machine: &'static str,
     /// The core, as marketed.
     pub core: &'static str,
-    /// The part number in the CPUID register (0xC24 Cortex-M4, 0xC27 Cortex-M7, 0xD21 Cortex-M33).
+    /// The part number in the CPUID register (0xC24 Cortex-M4, 0xC27 Cortex-M7, 0xD21 Cortex-M33, 0xD22
+    /// Cortex-M55).
     pub cpuid_partno: u16,
     /// The real microcontroller whose flash and RAM sizes `memory.x` uses.
     pub budget_part: &'static str,
@@ -45,6 +46,16 @@ pub const BOARD: Board = Board {
     core: "Cortex-M33",
     cpuid_partno: 0xD21,
     budget_part: "STM32L552ZE",
+};
+
+/// The board of this build.
+#[cfg(feature = "board-an547")]
+pub const BOARD: Board = Board {
+    name: "an547",
+    qemu_machine: "mps3-an547",
+    core: "Cortex-M55",
+    cpuid_partno: 0xD22,
+    budget_part: "AN547 FPGA image (ITCM 512 KiB, SRAM 2 MiB)",
 };
 
 /// The part number of the core this code runs on, from the CPUID register.

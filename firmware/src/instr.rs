@@ -2,8 +2,9 @@
 //!
 //! QEMU does not model the DWT cycle counter of the Cortex-M4/M7 (CYCCNT stays 0; see
 //! docs/MCU.md). What it does model is SysTick, clocked from the core clock (25 MHz on the MPS2
-//! boards), and with `-icount shift=0` its virtual clock advances exactly 1 ns per executed
-//! instruction. SysTick therefore counts one tick per 40 instructions, deterministically.
+//! M4/M7 boards, 20 MHz on the M33 one, 32 MHz on the MPS3 M55 one), and with `-icount shift=0`
+//! its virtual clock advances exactly 1 ns per executed instruction. SysTick therefore counts
+//! one tick per 40 (50, 31.25) instructions, deterministically: a [`Rate`].
 //! [`InstructionCounter::calibrate`] measures that ratio with a loop of known length instead of
 //! assuming it, so a run without `-icount shift=0` is detected rather than misreported.
 //! Resolution is one tick; [`InstructionCounter::measure`] repeats an operation to go below it.
@@ -38,17 +39,36 @@ pub struct Calibration {
     pub ticks: u64,
 }
 
+/// Instructions per SysTick tick, `instructions / ticks` exactly (31.25 is 125/4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
+pub struct Rate {
+    pub instructions: u64,
+    pub ticks: u64,
+}
+
+/// `ticks * rate`: the instructions those ticks stand for.
+impl core::ops::Mul<Rate> for u64 {
+    type Output = u64;
+    fn mul(self, rate: Rate) -> u64 {
+        self * rate.instructions / rate.ticks.max(1)
+    }
+}
+
 impl Calibration {
-    /// Instructions per tick when the ratio is a whole number (it is 40 under
-    /// `-icount shift=0` on MPS2); `None` when the clock does not follow instructions.
-    pub fn instructions_per_tick(&self) -> Option<u64> {
+    /// Instructions per tick when the ratio is a whole number of instructions per one, two, ...
+    /// eight ticks (40 under `-icount shift=0` on the MPS2 M4/M7 boards, 125 per 4 ticks on the
+    /// M55 one); `None` when the clock does not follow instructions.
+    pub fn instructions_per_tick(&self) -> Option<Rate> {
         if self.ticks == 0 {
             return None;
         }
-        let ratio = (self.instructions + self.ticks / 2) / self.ticks;
-        // One tick of phase error either way is allowed; more means host-time noise.
-        let error = self.instructions.abs_diff(ratio * self.ticks);
-        (ratio > 0 && error <= ratio).then_some(ratio)
+        (1..=8).find_map(|per: u64| {
+            let scaled = self.instructions * per;
+            let ratio = (scaled + self.ticks / 2) / self.ticks;
+            // One tick of phase error either way is allowed; more means host-time noise.
+            let error = scaled.abs_diff(ratio * self.ticks);
+            (ratio > 0 && error <= ratio).then_some(Rate { instructions: ratio, ticks: per })
+        })
     }
 }
 

@@ -14,7 +14,7 @@
 use cortex_m_rt::entry;
 use defmt::{error, info};
 use tandem_firmware::board::BOARD;
-use tandem_firmware::instr::InstructionCounter;
+use tandem_firmware::instr::{InstructionCounter, Rate};
 use tandem_firmware::{exit, EXIT_FAILURE, EXIT_SUCCESS};
 use tandem_micro::{crc32, Model};
 
@@ -84,7 +84,7 @@ fn bench(
     arena: &mut [u8],
     reference: &mut [u8],
     counter: &InstructionCounter,
-    per_tick: u64,
+    per_tick: Rate,
     overhead: u64,
 ) -> Result<bool, u8> {
     let model = Model::new(layer.tdm).map_err(|e| e.code())?;

@@ -119,10 +119,17 @@ fn report_instructions(counter: &InstructionCounter, values: &[i16], bytes: &[u8
         info!("instruction counts unavailable: SysTick does not follow instructions ({})", calibration);
         return;
     };
-    info!(
-        "icount calibration: {=u64} instructions in {=u64} SysTick ticks, {=u64} instructions per tick",
-        calibration.instructions, calibration.ticks, per_tick
-    );
+    if per_tick.ticks == 1 {
+        info!(
+            "icount calibration: {=u64} instructions in {=u64} SysTick ticks, {=u64} instructions per tick",
+            calibration.instructions, calibration.ticks, per_tick.instructions
+        );
+    } else {
+        info!(
+            "icount calibration: {=u64} instructions in {=u64} SysTick ticks, {=u64}/{=u64} instructions per tick",
+            calibration.instructions, calibration.ticks, per_tick.instructions, per_tick.ticks
+        );
+    }
     let crc_ticks = counter.measure(REPS, || crc32(black_box(bytes)));
     let dot_ticks = counter.measure(REPS, || dot_q15(black_box(values), black_box(&fixture::WEIGHTS)));
     let per_op = |ticks: u64| ticks * per_tick / u64::from(REPS);

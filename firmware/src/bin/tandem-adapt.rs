@@ -16,7 +16,7 @@ use defmt::{error, info};
 use tandem_adapt::snapshot::{self, Sink, SnapshotError};
 use tandem_adapt::{AdaptState, Cohort, Config, Crc32, NoStore};
 use tandem_firmware::board::BOARD;
-use tandem_firmware::instr::InstructionCounter;
+use tandem_firmware::instr::{InstructionCounter, Rate};
 use tandem_firmware::{exit, memory, EXIT_FAILURE, EXIT_SUCCESS};
 use tandem_micro::Model;
 
@@ -195,7 +195,7 @@ fn main() -> ! {
 
 /// Means per sample: each backbone, an observation that adapted (prediction included) and
 /// one that only predicted; the adaptation step as a share of one inference.
-fn report_instructions(t: &Ticks, per_tick: u64, n: u64) {
+fn report_instructions(t: &Ticks, per_tick: Rate, n: u64) {
     let mean = |ticks: u64, count: u64| ticks * per_tick / count.max(1);
     let (peer0, peer1) = (mean(t.inference[0], n), mean(t.inference[1], n));
     let adapting = mean(t.adapting, t.adapting_n);

@@ -16,7 +16,7 @@
 use cortex_m_rt::entry;
 use defmt::{error, info};
 use tandem_firmware::board::BOARD;
-use tandem_firmware::instr::InstructionCounter;
+use tandem_firmware::instr::{InstructionCounter, Rate};
 use tandem_firmware::{exit, memory, EXIT_FAILURE, EXIT_SUCCESS};
 use tandem_micro::{crc32, Model, OpKind};
 
@@ -126,7 +126,7 @@ fn main() -> ! {
 
 /// Instructions per MAC of the Conv and Dense ops, each op timed alone on the last sample's
 /// arena (`OP_REPS` runs each).
-fn report_ops(model: &Model<'_>, arena: &mut [u8], counter: &InstructionCounter, per_tick: u64) {
+fn report_ops(model: &Model<'_>, arena: &mut [u8], counter: &InstructionCounter, per_tick: Rate) {
     let (mut conv, mut dense, mut other) = ((0u64, 0u64), (0u64, 0u64), 0u64);
     for i in 0..model.op_count() {
         let Ok(op) = model.op(i) else { continue };
@@ -179,7 +179,7 @@ fn kind_name(kind: OpKind) -> &'static str {
 /// first run.
 fn open_model(
     counter: &InstructionCounter,
-    per_tick: Option<u64>,
+    per_tick: Option<Rate>,
 ) -> Result<Model<'static>, tandem_micro::Error> {
     let unsigned = if cfg!(feature = "allow-unsigned") {
         tandem_sign::Unsigned::Allow
