@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use tandem_micro::tandem_sign;
 
-const BOARDS: [&str; 4] = ["an386", "an500", "an505", "an547"];
+const BOARDS: [&str; 5] = ["an386", "an500", "an505", "an547", "microbit"];
 
 fn main() {
     let chosen: Vec<&str> = BOARDS

@@ -12,7 +12,7 @@ pub struct Board {
     /// The core, as marketed.
     pub core: &'static str,
     /// The part number in the CPUID register (0xC24 Cortex-M4, 0xC27 Cortex-M7, 0xD21 Cortex-M33, 0xD22
-    /// Cortex-M55).
+    /// Cortex-M55, 0xC20 Cortex-M0).
     pub cpuid_partno: u16,
     /// The real microcontroller whose flash and RAM sizes `memory.x` uses.
     pub budget_part: &'static str,
@@ -56,6 +56,16 @@ pub const BOARD: Board = Board {
     core: "Cortex-M55",
     cpuid_partno: 0xD22,
     budget_part: "AN547 FPGA image (ITCM 512 KiB, SRAM 2 MiB)",
+};
+
+/// The board of this build.
+#[cfg(feature = "board-microbit")]
+pub const BOARD: Board = Board {
+    name: "microbit",
+    qemu_machine: "microbit",
+    core: "Cortex-M0",
+    cpuid_partno: 0xC20,
+    budget_part: "nRF51822-QFAA",
 };
 
 /// The part number of the core this code runs on, from the CPUID register.

@@ -15,8 +15,13 @@ use std::process::Command;
 use tandem_pack::host::HostModel;
 
 /// The QEMU boards `scripts/firmware` builds for, with their core.
-pub const BOARDS: [(&str, &str); 4] =
-    [("an386", "Cortex-M4F"), ("an500", "Cortex-M7"), ("an505", "Cortex-M33"), ("an547", "Cortex-M55")];
+pub const BOARDS: [(&str, &str); 5] = [
+    ("an386", "Cortex-M4F"),
+    ("an500", "Cortex-M7"),
+    ("an505", "Cortex-M33"),
+    ("an547", "Cortex-M55"),
+    ("microbit", "Cortex-M0"),
+];
 
 /// What to run and where.
 #[derive(Debug, Clone)]
@@ -70,10 +75,9 @@ pub struct Profile {
 
 /// Profile `tdm` (a `.tdm` file's bytes) on `options.board`.
 pub fn profile(tdm: &[u8], options: &ProfileOptions) -> Result<Profile> {
-    let core =
-        BOARDS.iter().find(|(b, _)| *b == options.board).map(|(_, c)| (*c).to_owned()).with_context(
-            || format!("unknown board `{}` (known: an386, an500, an505, an547)", options.board),
-        )?;
+    let core = BOARDS.iter().find(|(b, _)| *b == options.board).map(|(_, c)| (*c).to_owned()).with_context(
+        || format!("unknown board `{}` (known: an386, an500, an505, an547, microbit)", options.board),
+    )?;
     ensure!(options.samples >= 1, "--samples must be at least 1");
     let body = tandem_micro::tandem_sign::split(tdm).map_or(tdm, |s| s.body);
     let host = HostModel::new(body).context("the model does not validate")?;

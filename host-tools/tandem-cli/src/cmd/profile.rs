@@ -1,4 +1,4 @@
-//! `tandem profile MODEL.tdm [--board an386|an500|an505|an547] [--inputs x.npy] [--samples N] [--json]`: any
+//! `tandem profile MODEL.tdm [--board an386|an500|an505|an547|microbit] [--inputs x.npy] [--samples N] [--json]`: any
 //! `.tdm` on a Cortex-M board in QEMU, layer by layer (instructions, instructions per MAC, arena,
 //! static RAM, stack peak, flash), its outputs checked against the host engine's.
 
@@ -11,7 +11,8 @@ use tandem_harness::profile::{self, ProfileOptions};
 pub struct Args {
     /// The model, as `tandem pack` writes it (signed or not).
     pub model: PathBuf,
-    /// QEMU board: an386 (Cortex-M4F), an500 (Cortex-M7), an505 (Cortex-M33) or an547 (Cortex-M55).
+    /// QEMU board: an386 (Cortex-M4F), an500 (Cortex-M7), an505 (Cortex-M33), an547 (Cortex-M55) or
+    /// microbit (Cortex-M0).
     #[arg(long, default_value = "an386")]
     pub board: String,
     /// Raw input samples (NPY, `[N, ...]`) instead of random ones in the model's input range.
