@@ -46,6 +46,11 @@ fn main() {
             chosen
         ),
     };
+    // `armv6m`: the Cortex-M0 target, which lacks what Armv7-M added (the DWT cycle counter).
+    println!("cargo::rustc-check-cfg=cfg(armv6m)");
+    if env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv6m")) {
+        println!("cargo:rustc-cfg=armv6m");
+    }
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-link-search={dir}/boards/{board}");
     println!("cargo:rerun-if-changed=boards/{board}/memory.x");
