@@ -199,7 +199,7 @@ fn a_depthwise_separable_layer_file_packs_to_int8() {
         r#"input = [1, 8, 8]
 layers = [
   { kind = "conv", out = 16, kernel = 3, pad = 1 }, { kind = "relu" },
-  { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "relu" },
+  { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "relu6" },
   { kind = "conv", out = 32, kernel = 1 }, { kind = "relu" },
   { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 },
 ]

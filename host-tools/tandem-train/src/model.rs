@@ -140,6 +140,7 @@ impl PeerNet {
                     h.matmul(&w.t()?)?.broadcast_add(b)?
                 }
                 Layer::Relu => h.relu()?,
+                Layer::Relu6 => h.clamp(0f32, 6f32)?,
                 Layer::MaxPool2 => h.max_pool2d(2)?,
                 Layer::GlobalAvgPool => {
                     let dims: Vec<usize> = (2..h.rank()).collect();

@@ -189,7 +189,7 @@ fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime
         input = [1, 8, 8]
         layers = [
             { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "relu" }, { kind = "max-pool2" },
-            { kind = "depthwise", kernel = 3, pad = 1, multiplier = 2 }, { kind = "relu" },
+            { kind = "depthwise", kernel = 3, pad = 1, multiplier = 2 }, { kind = "relu6" },
             { kind = "conv", out = 16, kernel = 1, groups = 4 }, { kind = "relu" },
             { kind = "conv", out = 16, kernel = 3, stride = 2, pad = 1 }, { kind = "relu" },
             { kind = "flatten" }, { kind = "dense", out = 48 }, { kind = "relu" }, { kind = "dense", out = 32 },

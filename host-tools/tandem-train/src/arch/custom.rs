@@ -72,6 +72,8 @@ pub enum LayerSpec {
         out: usize,
     },
     Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
     /// 2x2 max pooling, stride 2, on a `[C, H, W]` input with even sides.
     MaxPool2,
     /// The mean over every spatial position.
@@ -209,6 +211,7 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
                 _ => return Err(at(format!("dense needs a flat input (add a flatten), got {shape:?}"))),
             },
             LayerSpec::Relu => Layer::Relu,
+            LayerSpec::Relu6 => Layer::Relu6,
             LayerSpec::MaxPool2 => Layer::MaxPool2,
             LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool,
             LayerSpec::Flatten => Layer::Flatten,

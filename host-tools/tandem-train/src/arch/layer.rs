@@ -24,6 +24,8 @@ pub enum Layer {
         outputs: usize,
     },
     Relu,
+    /// `min(max(x, 0), 6)` (MobileNet's activation; ONNX `Clip`).
+    Relu6,
     /// 2x2 max pooling with stride 2 (input sides must be even).
     MaxPool2,
     /// Mean over all spatial positions, keeping `[N, C, 1...]`.
@@ -88,7 +90,7 @@ impl Layer {
                 [n] if *n == inputs => Ok(vec![outputs]),
                 _ => Err(format!("dense expects [{inputs}], got {input:?}")),
             },
-            Layer::Relu => Ok(input.to_vec()),
+            Layer::Relu | Layer::Relu6 => Ok(input.to_vec()),
             Layer::MaxPool2 => {
                 if input.len() != 3 || !input[1].is_multiple_of(2) || !input[2].is_multiple_of(2) {
                     return Err(format!("2x2 max pooling needs [C, even H, even W], got {input:?}"));

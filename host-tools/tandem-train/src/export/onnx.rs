@@ -81,6 +81,12 @@ pub fn peer_model(
                 node(&format!("l{i}.gemm"), "Gemm", &[&current, &w, &b], &output).with(int("transB", 1))
             }
             Layer::Relu => node(&format!("l{i}.relu"), "Relu", &[&current], &output),
+            Layer::Relu6 => {
+                let (lo, hi) = (format!("l{i}.min"), format!("l{i}.max"));
+                graph.initializer.push(initializer(&lo, &[], &[0.0], precision));
+                graph.initializer.push(initializer(&hi, &[], &[6.0], precision));
+                node(&format!("l{i}.relu6"), "Clip", &[&current, &lo, &hi], &output)
+            }
             Layer::MaxPool2 => node(&format!("l{i}.maxpool"), "MaxPool", &[&current], &output)
                 .with(ints("kernel_shape", vec![2, 2]))
                 .with(ints("strides", vec![2, 2])),
