@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tandem_pack::host::HostModel;
+use tandem_runtime::{Dim, IoSpec, TensorDtype};
 
 /// The QEMU boards `scripts/firmware` builds for, with their core.
 pub const BOARDS: [(&str, &str); 5] = [
@@ -112,7 +113,7 @@ pub fn profile(tdm: &[u8], options: &ProfileOptions) -> Result<Profile> {
 }
 
 /// Run `scripts/firmware ARGS` on the fixture in `dir`; its standard output.
-fn firmware(script: &Path, args: &[&str], dir: &Path) -> Result<String> {
+pub(crate) fn firmware(script: &Path, args: &[&str], dir: &Path) -> Result<String> {
     let out = Command::new(script)
         .args(args)
         .env("TANDEM_MODEL_DIR", dir)
@@ -181,7 +182,8 @@ pub fn parse(run: &str, size: &str, embedded: u64) -> Result<Profile> {
 }
 
 /// `n` samples drawn uniformly over the model's calibrated input range (the int8 input's
-/// range, or ±3 for an f32 input), mapped back through its normalisation.
+/// range, or ±3 for an f32 input; the draws of [`crate::parity::random_input`]), mapped back
+/// through its normalisation.
 fn random_samples(model: &tandem_micro::Model<'_>, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
     let t = model.input()?;
     let (lo, hi) = match t.dtype {
@@ -192,20 +194,23 @@ fn random_samples(model: &tandem_micro::Model<'_>, n: usize, seed: u64) -> Resul
     };
     let chw = model.header().flags & tandem_micro::format::FLAG_INPUT_CHW != 0;
     let (plane, channels) = (usize::from(t.h) * usize::from(t.w), usize::from(t.c).max(1));
-    let mut state = (seed as u32) ^ 0x9e37_79b9 | 1;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        state as f32 / u32::MAX as f32
+    let spec = IoSpec {
+        name: "input".into(),
+        dtype: Some(TensorDtype::F32),
+        onnx_type: "FLOAT".into(),
+        shape: Some(vec![Dim::Symbolic("N".into()), Dim::Fixed(t.len())]),
     };
-    Ok((0..n)
-        .map(|_| {
-            (0..t.len())
-                .map(|r| {
+    // Uniform in [-1, 1), one row per sample.
+    let draws = crate::parity::f32_values(&crate::parity::random_input(&spec, n, seed)?);
+    Ok(draws
+        .chunks(t.len())
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(r, u)| {
                     let channel = if chw { r / plane.max(1) } else { r % channels };
                     let (mean, std) = model.normalisation(channel);
-                    mean + std * (lo + (hi - lo) * uniform())
+                    mean + std * (lo + (hi - lo) * (u + 1.0) / 2.0)
                 })
                 .collect()
         })

@@ -57,19 +57,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         p.samples
     );
     println!("{:>3}  {:<16} {:>10} {:>13} {:>9}", "op", "kind", "MACs", "instructions", "per MAC");
-    for op in &p.ops {
-        let per_mac =
-            if op.macs > 0 { format!("{:.2}", op.instructions as f64 / op.macs as f64) } else { "-".into() };
-        println!("{:>3}  {:<16} {:>10} {:>13} {:>9}", op.index, op.kind, op.macs, op.instructions, per_mac);
-    }
-    let per_mac = if p.macs > 0 {
-        format!("{:.2}", p.instructions_per_inference as f64 / p.macs as f64)
-    } else {
-        "-".into()
+    let per_mac = |instructions: u64, macs: u64| {
+        if macs > 0 {
+            format!("{:.2}", instructions as f64 / macs as f64)
+        } else {
+            "-".into()
+        }
     };
+    for op in &p.ops {
+        let rate = per_mac(op.instructions, op.macs);
+        println!("{:>3}  {:<16} {:>10} {:>13} {:>9}", op.index, op.kind, op.macs, op.instructions, rate);
+    }
     println!(
         "     {:<16} {:>10} {:>13} {:>9}",
-        "per inference", p.macs, p.instructions_per_inference, per_mac
+        "per inference",
+        p.macs,
+        p.instructions_per_inference,
+        per_mac(p.instructions_per_inference, p.macs)
     );
     println!(
         "RAM: static {} B (arena {} B), stack peak {} B; flash: {} B image without the samples (model {} B)",

@@ -8,7 +8,6 @@ use crate::calib::pack_file;
 use crate::fixture::samples as fixture;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::process::Command;
 use tandem_pack::{PackOptions, Target};
 
 /// Samples of the source test split the firmware runs.
@@ -83,21 +82,11 @@ fn run_in_qemu(fixture: &std::path::Path, expected: &[String], options: &DemoOpt
         bail!("{} not found: run the demo from the repository root", options.firmware_script.display());
     }
     let board = "an386";
-    let out = Command::new(&options.firmware_script)
-        .args(["run", "--board", board, "--bin", "tandem-infer"])
-        .env("TANDEM_MODEL_DIR", fixture)
-        .output()
-        .with_context(|| format!("running {}", options.firmware_script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-        bail!(
-            "the firmware did not build or run (exit {:?}; scripts/setup installs the toolchain): {}",
-            out.status.code(),
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        );
-    }
+    let stdout = crate::profile::firmware(
+        &options.firmware_script,
+        &["run", "--board", board, "--bin", "tandem-infer"],
+        fixture,
+    )?;
     let lines: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("INFO  ")).collect();
     let matches_host = expected.iter().all(|e| lines.contains(&e.as_str()));
     let instructions_per_inference = lines
