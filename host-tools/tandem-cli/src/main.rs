@@ -50,6 +50,9 @@ enum Command {
     #[cfg(feature = "ros")]
     /// Merge the adapted states a fleet of nodes publishes and publish the merged state.
     FleetMerge(cmd::fleet_merge::Args),
+    #[cfg(feature = "ros")]
+    /// Run nodes with these peers under faults (hostile input, SIGKILL, full store) and report.
+    Soak(cmd::soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,5 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => cmd::node::run(args),
         #[cfg(feature = "ros")]
         Command::FleetMerge(args) => cmd::fleet_merge::run(args),
+        #[cfg(feature = "ros")]
+        Command::Soak(args) => cmd::soak::run(args),
     }
 }

@@ -50,8 +50,12 @@ pub struct NodeConfig {
     pub sources: Option<PathBuf>,
     /// Or: the source dataset to measure them on at start (`mnist8`; needs the data cache).
     pub source_dataset: Option<String>,
-    /// Adapted state: loaded at start when present, written on SIGINT/SIGTERM.
+    /// Adapted state: loaded at start when present, written on SIGINT/SIGTERM (and every
+    /// `save_every_s` while running).
     pub state: Option<PathBuf>,
+    /// Seconds between saves of the adapted state while running, so that a power cut loses at
+    /// most this much adaptation; `None`: saved only at shutdown.
+    pub save_every_s: Option<f64>,
     pub input: InputConfig,
     pub output: OutputConfig,
     pub fleet: FleetConfig,
@@ -138,6 +142,7 @@ impl Default for NodeConfig {
             sources: None,
             source_dataset: None,
             state: None,
+            save_every_s: None,
             input: InputConfig::default(),
             output: OutputConfig::default(),
             fleet: FleetConfig::default(),
@@ -231,6 +236,14 @@ impl NodeConfig {
         if !(self.output.status_period_s > 0.0 && self.output.status_period_s.is_finite()) {
             return bad("output.status_period_s must be > 0".into());
         }
+        if let Some(s) = self.save_every_s {
+            if !(s > 0.0 && s.is_finite()) {
+                return bad(format!("save_every_s = {s}: must be > 0"));
+            }
+            if self.state.is_none() {
+                return bad("save_every_s needs a state file (`state`)".into());
+            }
+        }
         if self.fleet.publish && self.fleet.publish_every == 0 {
             return bad("fleet.publish_every must be ≥ 1".into());
         }
@@ -255,6 +268,11 @@ impl NodeConfig {
 
     pub fn status_period(&self) -> Duration {
         Duration::from_secs_f64(self.output.status_period_s)
+    }
+
+    /// Where and how often the running node saves its adapted state, if it does.
+    pub fn periodic_save(&self) -> Option<(&Path, Duration)> {
+        Some((self.state.as_deref()?, Duration::from_secs_f64(self.save_every_s?)))
     }
 }
 
@@ -284,6 +302,12 @@ mod tests {
         assert!(c.validate().is_err());
         let c = NodeConfig::from_toml("[input]\nqueue = 0", Path::new("n.toml")).unwrap();
         assert!(c.validate().is_err());
+        let c = NodeConfig::from_toml("save_every_s = 5.0", Path::new("n.toml")).unwrap();
+        assert!(c.validate().is_err(), "periodic saves without a state file");
+        let c = NodeConfig::from_toml("state = \"s.snap\"\nsave_every_s = 0.0", Path::new("n.toml")).unwrap();
+        assert!(c.validate().is_err());
+        let c = NodeConfig::from_toml("state = \"s.snap\"\nsave_every_s = 2.5", Path::new("n.toml")).unwrap();
+        assert_eq!(c.periodic_save(), Some((Path::new("s.snap"), Duration::from_millis(2500))));
     }
 
     #[test]

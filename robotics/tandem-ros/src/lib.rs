@@ -6,7 +6,8 @@
 //! - [`queue`]: the bounded drop-oldest queue between receiving and inference;
 //! - [`msg`]: the ROS 2 messages (standard inputs, Tandem's outputs; IDL in `msg/*.msg`);
 //! - with the `ros` feature (default): [`transport`] (ROS 2 over DDS with `ros2-client`, no ROS
-//!   installation), [`node`] (`tandem node`) and [`fleet`] (`tandem fleet-merge`).
+//!   installation), [`node`] (`tandem node`), [`fleet`] (`tandem fleet-merge`) and [`soak`]
+//!   (`tandem soak`: nodes under faults).
 //!
 //! See docs/ROBOTICS.md.
 
@@ -23,5 +24,7 @@ pub mod queue;
 pub mod fleet;
 #[cfg(feature = "ros")]
 pub mod node;
+#[cfg(feature = "ros")]
+pub mod soak;
 #[cfg(feature = "ros")]
 pub mod transport;

@@ -5,7 +5,9 @@
 //!
 //! Shutdown: when `stop` is set (SIGINT/SIGTERM, see [`stop_on_signals`]) the receiver stops,
 //! the samples already queued are processed, the adapted state is written to the state file
-//! and the final status (and fleet snapshot) are published.
+//! and the final status (and fleet snapshot) are published. With `save_every_s` the state is
+//! also saved while running; a save that fails (full disk) is counted and logged, the node goes
+//! on and the file keeps the last state committed.
 
 use crate::config::{InputKind, NodeConfig};
 use crate::engine::{Engine, EngineError};
@@ -39,10 +41,12 @@ pub struct InputCounters {
     pub dropped_malformed: AtomicU64,
     pub dropped_encoding: AtomicU64,
     pub dropped_non_finite: AtomicU64,
+    /// Publishers on the node's topics it cannot match (another type, incompatible QoS).
+    pub unmatched_publishers: AtomicU64,
 }
 
 /// What a node did, reported when it stops.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct NodeReport {
     pub node_id: String,
     pub fingerprint: String,
@@ -53,11 +57,17 @@ pub struct NodeReport {
     pub dropped_encoding: u64,
     pub dropped_non_finite: u64,
     pub inference_errors: u64,
+    /// Publishers on the input or merged topic the node could not match at the last check
+    /// (another message type, incompatible QoS or data representation): logged once per change.
+    pub unmatched_publishers: u64,
     pub samples_seen: u32,
     pub samples_adapted: u32,
     pub pseudo_labels: u32,
     pub checkpoints: u32,
     pub rollbacks: u32,
+    /// Periodic saves of the adapted state that were committed / that failed.
+    pub state_saves: u32,
+    pub state_save_failures: u32,
     pub fleet_published: u32,
     pub fleet_loaded: u32,
     pub fleet_refused: u32,
@@ -119,10 +129,14 @@ enum Input {
     Imu(Subscription<Imu>, ImuWindower),
 }
 
-/// The receiving thread: DDS → checks and preprocessing → queue.
+/// The receiving thread: DDS → checks and preprocessing → queue. It owns the transport (and
+/// hands it back when it stops) to check which publishers its subscriptions match.
 struct Receiver {
+    transport: Transport,
     input: Input,
-    merged: Option<Subscription<HeadSnapshot>>,
+    input_topic: String,
+    merged: Option<(Subscription<HeadSnapshot>, String)>,
+    matches: MatchLog,
     geometry: crate::preprocess::Geometry,
     image: crate::preprocess::ImageOptions,
     queue: Arc<DropOldest<Sample>>,
@@ -133,19 +147,30 @@ struct Receiver {
 
 const INPUT: mio1::Token = mio1::Token(0);
 const MERGED: mio1::Token = mio1::Token(1);
+/// Publishers the node cannot match, logged when the description changes and has held for two
+/// checks (a publisher discovered a moment ago is matched a moment later).
+#[derive(Default)]
+struct MatchLog {
+    next_check: Option<Instant>,
+    previous: String,
+    logged: String,
+}
+
+/// Time between checks of the matched publishers.
+const MATCH_CHECK: Duration = Duration::from_secs(1);
 /// Most messages taken from one subscription per wake-up (the loop stays responsive).
 const DRAIN_LIMIT: usize = 4096;
 /// How often the loops look at the stop flag.
 const TICK: Duration = Duration::from_millis(25);
 
 impl Receiver {
-    fn run(mut self, stop: &AtomicBool) {
+    fn run(mut self, stop: &AtomicBool) -> Transport {
         let poll = mio1::Poll::new().and_then(|poll| {
             match &mut self.input {
                 Input::Image(s) => poll.registry().register(s, INPUT, mio1::Interest::READABLE)?,
                 Input::Imu(s, _) => poll.registry().register(s, INPUT, mio1::Interest::READABLE)?,
             }
-            if let Some(m) = &mut self.merged {
+            if let Some((m, _)) = &mut self.merged {
                 poll.registry().register(m, MERGED, mio1::Interest::READABLE)?;
             }
             Ok(poll)
@@ -171,15 +196,55 @@ impl Receiver {
             }
             // Edge-triggered readiness: take everything, whichever token woke us.
             self.take_inputs();
-            if let Some(m) = &self.merged {
+            if let Some((m, _)) = &self.merged {
                 let q = &self.merged_queue;
                 drain(m, DRAIN_LIMIT, |s| {
                     q.push(s);
                 });
             }
+            self.check_matches();
         }
         self.queue.close();
         self.merged_queue.close();
+        self.transport
+    }
+
+    /// Every [`MATCH_CHECK`]: count the publishers on the input and merged topics that the
+    /// subscriptions have not matched, and log a change once it has held for two checks.
+    fn check_matches(&mut self) {
+        let now = Instant::now();
+        if self.matches.next_check.is_some_and(|t| now < t) {
+            return;
+        }
+        self.matches.next_check = Some(now + MATCH_CHECK);
+        let t = &self.transport;
+        let mut found = vec![match &self.input {
+            Input::Image(s) => (self.input_topic.as_str(), t.unmatched_publishers(&self.input_topic, s)),
+            Input::Imu(s, _) => (self.input_topic.as_str(), t.unmatched_publishers(&self.input_topic, s)),
+        }];
+        if let Some((m, topic)) = &self.merged {
+            found.push((topic.as_str(), t.unmatched_publishers(topic, m)));
+        }
+        let total: usize = found.iter().map(|(_, u)| u.total()).sum();
+        let description = found
+            .iter()
+            .filter(|(_, u)| u.total() > 0)
+            .map(|(topic, u)| format!("{topic}: {u}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let m = &mut self.matches;
+        if description == m.previous && description != m.logged {
+            if description.is_empty() {
+                log::info!("every publisher on the node's topics is matched now");
+            } else {
+                log::warn!(
+                    "{total} publisher(s) cannot be matched, none of their messages arrive: {description}"
+                );
+            }
+            m.logged = description.clone();
+            self.counters.unmatched_publishers.store(total as u64, Ordering::Relaxed);
+        }
+        m.previous = description;
     }
 
     fn take_inputs(&mut self) {
@@ -238,6 +303,17 @@ struct Worker {
     report: NodeReport,
     latencies: Latencies,
     error_log: RateLog,
+    saver: Option<Saver>,
+}
+
+/// Periodic saves of the adapted state (`save_every_s`).
+struct Saver {
+    path: std::path::PathBuf,
+    every: Duration,
+    next: Instant,
+    /// Samples seen at the last committed save: nothing new, nothing written.
+    saved_seen: Option<u32>,
+    log: RateLog,
 }
 
 impl Worker {
@@ -339,6 +415,30 @@ impl Worker {
         }
     }
 
+    /// Save the adapted state when its period is over and something changed.
+    fn maybe_save(&mut self) {
+        let Some(saver) = &mut self.saver else {
+            return;
+        };
+        let now = Instant::now();
+        let seen = self.engine.counters().seen;
+        if now < saver.next || saver.saved_seen == Some(seen) {
+            return;
+        }
+        saver.next = now + saver.every;
+        match self.engine.save_state(&saver.path) {
+            Ok(()) => {
+                self.report.state_saves += 1;
+                saver.saved_seen = Some(seen);
+                log::debug!("adapted state saved to {} ({seen} samples)", saver.path.display());
+            }
+            Err(e) => {
+                self.report.state_save_failures += 1;
+                saver.log.warn(&format_args!("{e} (the file keeps the last state committed)"));
+            }
+        }
+    }
+
     fn update_report(&mut self) {
         let c = self.engine.counters();
         let i = &self.counters;
@@ -348,6 +448,7 @@ impl Worker {
         r.dropped_malformed = i.dropped_malformed.load(Ordering::Relaxed);
         r.dropped_encoding = i.dropped_encoding.load(Ordering::Relaxed);
         r.dropped_non_finite = i.dropped_non_finite.load(Ordering::Relaxed);
+        r.unmatched_publishers = i.unmatched_publishers.load(Ordering::Relaxed);
         r.samples_seen = c.seen;
         r.samples_adapted = c.adapted;
         r.pseudo_labels = c.labels;
@@ -426,7 +527,8 @@ pub fn run(mut engine: Engine, config: &NodeConfig, stop: Arc<AtomicBool>) -> Re
         }
     };
     let merged = if config.fleet.accept_merged {
-        Some(transport.subscription::<HeadSnapshot>(&config.fleet.merged_topic, qos::fleet_reader())?)
+        let topic = config.fleet.merged_topic.clone();
+        Some((transport.subscription::<HeadSnapshot>(&topic, qos::fleet_reader())?, topic))
     } else {
         None
     };
@@ -444,8 +546,11 @@ pub fn run(mut engine: Engine, config: &NodeConfig, stop: Arc<AtomicBool>) -> Re
     let merged_queue = Arc::new(DropOldest::new(4));
     let counters = Arc::new(InputCounters::default());
     let receiver = Receiver {
+        transport,
         input,
+        input_topic: config.input.topic.clone(),
         merged,
+        matches: MatchLog::default(),
         geometry: *engine.geometry(),
         image: config.image_options(),
         queue: queue.clone(),
@@ -485,6 +590,13 @@ pub fn run(mut engine: Engine, config: &NodeConfig, stop: Arc<AtomicBool>) -> Re
         counters,
         latencies: Latencies::new(100_000),
         error_log: RateLog::new("sample"),
+        saver: config.periodic_save().map(|(path, every)| Saver {
+            path: path.to_owned(),
+            every,
+            next: Instant::now() + every,
+            saved_seen: None,
+            log: RateLog::new("a periodic save of the adapted state"),
+        }),
     };
     let period = config.status_period();
     let mut next_status = Instant::now() + period;
@@ -501,8 +613,10 @@ pub fn run(mut engine: Engine, config: &NodeConfig, stop: Arc<AtomicBool>) -> Re
             worker.publish_status();
             next_status = Instant::now() + period;
         }
+        worker.maybe_save();
     }
-    if receiver.join().is_err() {
+    let transport = receiver.join();
+    if transport.is_err() {
         log::warn!("the receiving thread panicked");
     }
     log::info!("stopping: {} predictions", worker.report.predicted);

@@ -5,6 +5,7 @@ use crate::msg::RosMessage;
 use ros2_client::dds::rustdds::DomainParticipantBuilder;
 use ros2_client::qos::{Durability, History, Reliability, WhenFull};
 use ros2_client::{Context, MessageTypeName, Name, Node, NodeName, NodeOptions};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -87,8 +88,41 @@ pub mod qos {
     }
 }
 
+/// Publishers discovered on a topic that one of our subscriptions has not matched: none of
+/// their messages arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unmatched {
+    /// Publishers of another message type, by their DDS type name.
+    pub other_types: BTreeMap<String, usize>,
+    /// Publishers of the right type that did not match: incompatible QoS (a best-effort
+    /// publisher for a reliable subscription, volatile for transient local) or data
+    /// representation.
+    pub incompatible: usize,
+}
+
+impl Unmatched {
+    pub fn total(&self) -> usize {
+        self.other_types.values().sum::<usize>() + self.incompatible
+    }
+}
+
+impl std::fmt::Display for Unmatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> =
+            self.other_types.iter().map(|(t, n)| format!("{n} publishing type `{t}`")).collect();
+        if self.incompatible > 0 {
+            parts.push(format!(
+                "{} of the right type with incompatible QoS or data representation",
+                self.incompatible
+            ));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
 /// A ROS 2 node on its own DDS participant, with its background spinner running.
 pub struct Transport {
+    context: Context,
     node: Node,
     options: TransportOptions,
     _spinner: JoinHandle<()>,
@@ -109,6 +143,7 @@ impl Transport {
         }
         let participant = builder.build().map_err(|e| participant_error(&e))?;
         let context = Context::from_domain_participant(participant).map_err(|e| participant_error(&e))?;
+        let kept = context.clone();
         let node_error = |message: String| TransportError::Node { name: options.name.clone(), message };
         let name = NodeName::new(&options.namespace, &options.name).map_err(|e| node_error(e.to_string()))?;
         let mut node = context
@@ -123,7 +158,7 @@ impl Transport {
                 }
             })
             .map_err(|e| node_error(e.to_string()))?;
-        Ok(Self { node, options: options.clone(), _spinner: thread })
+        Ok(Self { context: kept, node, options: options.clone(), _spinner: thread })
     }
 
     pub fn options(&self) -> &TransportOptions {
@@ -169,6 +204,32 @@ impl Transport {
         self.node
             .create_subscription(&t, Some(qos))
             .map_err(|e| TransportError::Topic { topic: topic.into(), message: format!("{e:?}") })
+    }
+
+    /// The publishers on `topic` that `subscription` (of `M` on that topic) has not matched,
+    /// by reason (from DDS discovery; a publisher discovered a moment ago may not be matched yet).
+    pub fn unmatched_publishers<M: RosMessage>(
+        &self,
+        topic: &str,
+        subscription: &Subscription<M>,
+    ) -> Unmatched {
+        let dds_topic = format!("rt/{}", topic.trim_start_matches('/'));
+        let ours = MessageTypeName::new(M::PACKAGE, M::NAME).dds_msg_type();
+        let mut unmatched = Unmatched::default();
+        let mut same_type = 0usize;
+        for w in self.context.domain_participant().discovered_writers() {
+            let t = &w.publication_topic_data;
+            if t.topic_name != dds_topic {
+                continue;
+            }
+            if t.type_name == ours {
+                same_type += 1;
+            } else {
+                *unmatched.other_types.entry(t.type_name.clone()).or_default() += 1;
+            }
+        }
+        unmatched.incompatible = same_type.saturating_sub(subscription.get_publisher_count(&self.node));
+        unmatched
     }
 
     /// Wait (at most `timeout`) until `publisher` has matched `count` subscriptions.

@@ -289,3 +289,74 @@ fn imu_windows_with_nan_messages_match_the_offline_run() {
     assert_eq!(report.dropped_non_finite, 2);
     assert_eq!(report.received, (windows * length + 2) as u64);
 }
+
+/// Publishers the node cannot match are counted (and logged once): one of another message type
+/// on the input topic, one best-effort publisher for the reliable merged-state subscription.
+/// A matching camera on the same topic is not counted and its frames are predicted.
+#[test]
+fn publishers_of_another_type_or_incompatible_qos_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = write_pair(dir.path());
+    let domain = common::domain();
+    let mut config = node_config(domain, dir.path());
+    config.state = None;
+    config.fleet.accept_merged = true;
+    let node = Running::start(engine(&peers, &EngineOptions::allow_unsigned()), config.clone());
+    let probe = Probe::<Image>::open(domain, &config);
+    let mut t = Transport::open(&TransportOptions {
+        domain_id: domain,
+        loopback_only: true,
+        namespace: "/".into(),
+        name: "strangers".into(),
+    })
+    .unwrap();
+    let wrong_type = t.publisher::<Prediction>(&config.input.topic, qos::results()).unwrap();
+    let best_effort = tandem_ros::transport::qos::sensor_data(1);
+    let wrong_qos =
+        t.publisher::<tandem_ros::msg::HeadSnapshot>(&config.fleet.merged_topic, best_effort).unwrap();
+    // Discovery, then two match checks a second apart.
+    std::thread::sleep(Duration::from_secs(4));
+    let raw = stream(5, 3);
+    let frames: Vec<Image> = raw.chunks(INPUTS).enumerate().map(|(i, s)| mono8(i, s)).collect();
+    let got = probe.replay(frames, Duration::from_millis(4), 5);
+    let report = node.stop();
+    drop((wrong_type, wrong_qos));
+    assert_eq!(got.len(), 5, "the matching camera is heard");
+    assert_eq!(report.unmatched_publishers, 2, "{report:?}");
+}
+
+/// With `save_every_s` the state is saved while the node runs; a save that fails (here a
+/// folder stands where the temporary file goes) is counted, leaves the last committed file as it
+/// was, and the node goes on; once the fault is gone, saves resume.
+#[test]
+fn the_state_is_saved_while_running_and_a_failed_save_keeps_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = write_pair(dir.path());
+    let domain = common::domain();
+    let mut config = node_config(domain, dir.path());
+    config.save_every_s = Some(0.1);
+    let state = config.state.clone().unwrap();
+    let blocker = dir.path().join("node.snap.tmp");
+    let node = Running::start(engine(&peers, &EngineOptions::allow_unsigned()), config.clone());
+    let probe = Probe::<Image>::open(domain, &config);
+    let raw = stream(60, 4);
+    let frames: Vec<Image> = raw.chunks(INPUTS).enumerate().map(|(i, s)| mono8(i, s)).collect();
+    let seen = |path: &Path| {
+        let mut e = engine(&peers, &EngineOptions::allow_unsigned());
+        e.load_state(path).unwrap().map(|_| e.counters().seen)
+    };
+
+    assert_eq!(probe.replay(frames[..20].to_vec(), Duration::from_millis(4), 20).len(), 20);
+    assert!(tandem_ros::transport::wait_until(Duration::from_secs(5), || seen(&state) == Some(20)));
+    std::fs::create_dir(&blocker).unwrap();
+    let committed = std::fs::read(&state).unwrap();
+    assert_eq!(probe.replay(frames[20..40].to_vec(), Duration::from_millis(4), 20).len(), 20);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(std::fs::read(&state).unwrap(), committed, "a failed save left the last committed state");
+    std::fs::remove_dir(&blocker).unwrap();
+    assert!(tandem_ros::transport::wait_until(Duration::from_secs(5), || seen(&state) == Some(40)));
+    assert_eq!(probe.replay(frames[40..].to_vec(), Duration::from_millis(4), 20).len(), 20);
+    let report = node.stop();
+    assert!(report.state_saves >= 2 && report.state_save_failures >= 1, "{report:?}");
+    assert_eq!(seen(&state), Some(60), "the final save at shutdown");
+}

@@ -162,6 +162,21 @@ fn the_file_store_replaces_atomically() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A replace that cannot complete (here the rename: a folder stands where the file goes; on a
+/// device, a full disk) is an error, leaves what was there untouched and no temporary file.
+#[test]
+fn a_failed_replace_leaves_no_temporary_file() {
+    let dir = std::env::temp_dir().join(format!("tandem-adapt-failed-replace-{}", std::process::id()));
+    let path = dir.join("state.snap");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("keep"), b"x").unwrap();
+    let store = FileStore::new(&path);
+    assert!(matches!(store.replace(b"new state"), Err(SnapshotError::Io(_))));
+    assert!(!dir.join("state.snap.tmp").exists(), "temporary file left behind");
+    assert_eq!(std::fs::read(path.join("keep")).unwrap(), b"x");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Signed snapshots (`snapshot::open_signed`, docs/FORMAT.md "Signatures"): the signed one opens
 /// to the snapshot itself; one flipped bit anywhere, a foreign key, or no signature where one is
 /// required is a typed `SnapshotError::Signature`, and nothing is decoded.

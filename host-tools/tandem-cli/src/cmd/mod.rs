@@ -17,3 +17,5 @@ pub mod keys;
 pub mod node;
 pub mod pack;
 pub mod profile;
+#[cfg(feature = "ros")]
+pub mod soak;

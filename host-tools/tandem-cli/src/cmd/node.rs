@@ -34,6 +34,10 @@ pub struct Args {
     /// Adapted state: loaded at start when present, written on SIGINT/SIGTERM.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Also save the adapted state every this many seconds while running (power-cut safe:
+    /// each save replaces the file atomically).
+    #[arg(long, value_name = "SECS")]
+    pub save_every: Option<f64>,
     /// `image` (sensor_msgs/Image) or `imu` (sensor_msgs/Imu windows).
     #[arg(long)]
     pub input: Option<String>,
@@ -137,6 +141,9 @@ impl Args {
         }
         if let Some(p) = &self.state {
             c.state = Some(p.clone());
+        }
+        if let Some(s) = self.save_every {
+            c.save_every_s = Some(s);
         }
         if let Some(kind) = &self.input {
             c.input.kind = match kind.as_str() {

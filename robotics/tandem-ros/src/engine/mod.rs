@@ -343,10 +343,13 @@ impl Engine {
         path.with_file_name(name)
     }
 
-    /// Persist the live state to `path` and the last good state to [`Engine::good_path`],
-    /// each replaced atomically.
+    /// Persist the live state to `path`, then the last good state to [`Engine::good_path`],
+    /// each replaced atomically: a crash or a full disk between the two leaves a rollback target
+    /// older than the live state, never newer.
     pub fn save_state(&mut self, path: &Path) -> Result<(), EngineError> {
         let io = |p: &Path, e: SnapshotError| EngineError::Io { path: p.to_owned(), message: e.to_string() };
+        let live = self.snapshot();
+        tandem_adapt::FileStore::new(path).replace(&live).map_err(|e| io(path, e))?;
         let good_path = Self::good_path(path);
         if let Some(good) = self.last_good() {
             tandem_adapt::FileStore::new(&good_path).replace(&good).map_err(|e| io(&good_path, e))?;
@@ -354,8 +357,7 @@ impl Engine {
             std::fs::remove_file(&good_path)
                 .map_err(|e| EngineError::Io { path: good_path.clone(), message: e.to_string() })?;
         }
-        let live = self.snapshot();
-        tandem_adapt::FileStore::new(path).replace(&live).map_err(|e| io(path, e))
+        Ok(())
     }
 
     /// Load what [`Engine::save_state`] wrote. `Ok(None)` when there is no state file yet.

@@ -36,14 +36,18 @@ impl FileStore {
         self.path.with_file_name(name)
     }
 
-    /// Write `bytes` to the snapshot file atomically.
+    /// Write `bytes` to the snapshot file atomically. On error (a full disk) the file keeps
+    /// its previous contents and the partial temporary file is removed.
     pub fn replace(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         let temp = self.temp_path();
-        let mut file = std::fs::File::create(&temp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&temp, &self.path).map_err(io)?;
+        let written = std::fs::File::create(&temp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &self.path)) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io(e));
+        }
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
