@@ -159,7 +159,7 @@ fn status_of(e: &EngineError) -> TandemStatus {
         EngineError::Trust(_) | EngineError::Snapshot(tandem_adapt::SnapshotError::Signature(_)) => {
             TANDEM_ERR_SIGNATURE
         }
-        EngineError::Snapshot(_) | EngineError::Merge(_) => TANDEM_ERR_SNAPSHOT,
+        EngineError::Snapshot(_) | EngineError::Merge(_) | EngineError::Replay { .. } => TANDEM_ERR_SNAPSHOT,
         EngineError::Sample(_) => TANDEM_ERR_NON_FINITE,
     }
 }

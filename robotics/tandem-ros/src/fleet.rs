@@ -33,6 +33,38 @@ pub struct MergerConfig {
     pub trust: Trust,
     /// Signs the merged state; `None`: published unsigned.
     pub signer: Option<Signer>,
+    /// Where the merger keeps its replay memory (the last sequence number accepted per sender,
+    /// the merge round) across restarts; `None`: in memory only, and a restarted merger would
+    /// take old states again and number its merges from 1 (which nodes then refuse as replays).
+    pub state: Option<std::path::PathBuf>,
+}
+
+/// What the merger persists (`MergerConfig::state`), as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergerMemory {
+    /// Merges published so far (the next merged state is round `round + 1`).
+    pub round: u32,
+    /// The last sequence number accepted per sender.
+    pub last_seq: BTreeMap<String, u32>,
+}
+
+impl MergerMemory {
+    /// Read a memory file; `Ok(None)` when there is none yet.
+    pub fn load(path: &std::path::Path) -> Result<Option<Self>, NodeError> {
+        let bad = |m: String| NodeError::Setup(format!("merger state {}: {m}", path.display()));
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| bad(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
+    /// Replace the memory file atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let json = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        tandem_adapt::FileStore::new(path).replace(&json).map_err(|e| e.to_string())
+    }
 }
 
 /// What the merger did.
@@ -68,6 +100,7 @@ pub struct Merger {
 }
 
 impl Merger {
+    /// A merger with an empty memory.
     pub fn new(config: MergerConfig) -> Self {
         Self {
             config,
@@ -76,6 +109,30 @@ impl Merger {
             dirty: false,
             last_arrival: Instant::now(),
             report: Default::default(),
+        }
+    }
+
+    /// A merger that goes on from the memory in `config.state`, when there is one.
+    pub fn resume(config: MergerConfig) -> Result<Self, NodeError> {
+        let memory = match &config.state {
+            Some(path) => MergerMemory::load(path)?.unwrap_or_default(),
+            None => MergerMemory::default(),
+        };
+        let mut merger = Self::new(config);
+        merger.last_seq = memory.last_seq;
+        merger.report.merges = memory.round;
+        Ok(merger)
+    }
+
+    /// Persist the replay memory, when the merger has a state file (a failure is logged: the
+    /// merger goes on, its memory kept in RAM).
+    fn remember(&self) {
+        let Some(path) = &self.config.state else {
+            return;
+        };
+        let memory = MergerMemory { round: self.report.merges, last_seq: self.last_seq.clone() };
+        if let Err(e) = memory.save(path) {
+            log::warn!("could not save the merger state to {}: {e}", path.display());
         }
     }
 
@@ -131,6 +188,7 @@ impl Merger {
             Ok(()) => {
                 log::info!("state from `{}` ({sender}) accepted ({} samples)", m.node_id, m.samples_seen);
                 self.last_seq.insert(sender.clone(), seq);
+                self.remember();
                 self.latest.insert(sender, m.snapshot);
                 self.report.nodes = self.latest.keys().cloned().collect();
                 self.dirty = true;
@@ -162,6 +220,7 @@ impl Merger {
         match merge_snapshots(&snapshots, self.config.fingerprint, round) {
             Ok((bytes, weights)) => {
                 self.report.merges = round;
+                self.remember();
                 let seen = weights.iter().map(|w| *w as u64).sum::<u64>().min(u32::MAX as u64) as u32;
                 log::info!(
                     "merge round {round}: {} states, weights (samples seen) {weights:?}",
@@ -205,7 +264,7 @@ pub fn run(config: MergerConfig, stop: &AtomicBool) -> Result<MergerReport, Node
         config.merged_topic,
         config.fingerprint
     );
-    let mut merger = Merger::new(config);
+    let mut merger = Merger::resume(config)?;
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(25))) {
             if e.kind() != std::io::ErrorKind::Interrupted {

@@ -390,13 +390,13 @@ impl Worker {
 
     fn adopt(&mut self, m: HeadSnapshot) {
         let result = if m.fingerprint != self.engine.fingerprint() {
-            Err(format!(
+            Err(EngineError::Merge(format!(
                 "it is for other models (fingerprint {:08x}, this node runs {:08x})",
                 m.fingerprint,
                 self.engine.fingerprint()
-            ))
+            )))
         } else {
-            self.engine.adopt(&m.snapshot).map_err(|e| e.to_string())
+            self.engine.adopt(&m.snapshot)
         };
         match result {
             Ok(h) => {
@@ -407,6 +407,11 @@ impl Worker {
                     h.seq,
                     m.samples_seen
                 );
+            }
+            // The merge adopted last, delivered again (a transient-local topic re-delivers it
+            // after a restart): not adopted twice, and nothing hostile.
+            Err(EngineError::Replay { seq, last }) if seq == last => {
+                log::debug!("the merged state from `{}` (round {seq}) is already adopted", m.node_id);
             }
             Err(e) => {
                 self.report.fleet_refused += 1;

@@ -32,6 +32,7 @@ fn merger_config(domain: u16, fingerprint: u32) -> MergerConfig {
         settle: Duration::from_millis(300),
         trust: tandem_runtime::Trust::allow_unsigned(),
         signer: None,
+        state: None,
     }
 }
 

@@ -168,7 +168,8 @@ fn state_files_and_merged_states_refuse_tampering_and_keep_the_previous_state() 
     // by the robot's own key is not adopted as a merge; the fleet-signed one is.
     let strict = EngineOptions { merged_trust: Some(trusting(&[&fleet])), ..options.clone() };
     let mut strict_node = engine(&peers, &strict);
-    let own = robot.sign(tandem_adapt::tandem_sign::split(&latest).unwrap().body);
+    // (A newer state than the merge `fresh` adopted: the same one again would be a replay.)
+    let own = robot.sign(tandem_adapt::tandem_sign::split(&node.snapshot()).unwrap().body);
     assert!(fresh.adopt(&own).is_ok(), "without it the node's own key passes");
     assert_eq!(
         sign_error(&strict_node.adopt(&own).unwrap_err()),
@@ -197,7 +198,7 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
         })
         .collect();
     let fp = nodes[0].fingerprint();
-    let mut merger = Merger::new(MergerConfig {
+    let config = MergerConfig {
         transport: TransportOptions::default(),
         snapshot_topic: "/s".into(),
         merged_topic: "/m".into(),
@@ -206,7 +207,9 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
         settle: Duration::ZERO,
         trust: trusting(&[&robot, &second]),
         signer: Some(fleet.clone()),
-    });
+        state: Some(dir.path().join("merger.json")),
+    };
+    let mut merger = Merger::resume(config.clone()).unwrap();
     let msg = |name: &str, snapshot: Vec<u8>, seen: u32| HeadSnapshot {
         header: Header::default(),
         node_id: name.into(),
@@ -242,8 +245,22 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
     let verified = tandem_adapt::tandem_sign::verify(&merged.snapshot, &[fleet.public()]).unwrap();
     assert!(tandem_ros::engine::check_snapshot(verified.body, fp).is_ok());
 
-    // Nodes trusting the fleet key adopt it; a tampered copy is refused.
+    // A restarted merger remembers: the states it took are replays, its rounds go on.
+    let mut restarted_merger = Merger::resume(config).unwrap();
+    restarted_merger.accept(msg("robot1", second.sign(&body1), 80));
+    assert_eq!((restarted_merger.report().refused_replay, restarted_merger.report().merges), (1, 1));
+
+    // Nodes trusting the fleet key adopt it once; the same merge again is a replay, also after
+    // the node restarts from its state file; a tampered copy is refused.
     nodes[0].adopt(&merged.snapshot).unwrap();
+    assert!(matches!(nodes[0].adopt(&merged.snapshot), Err(EngineError::Replay { seq: 1, last: 1 })));
+    let state = dir.path().join("node.snap");
+    nodes[0].save_state(&state).unwrap();
+    let mut restarted =
+        engine(&peers, &EngineOptions { trust: trusting(&[&fleet, &robot]), ..EngineOptions::default() });
+    restarted.load_state(&state).unwrap();
+    assert_eq!(restarted.merged_seq(), Some(1));
+    assert!(matches!(restarted.adopt(&merged.snapshot), Err(EngineError::Replay { .. })));
     let mut outsider =
         engine(&peers, &EngineOptions { trust: trusting(&[&fleet]), ..EngineOptions::default() });
     let mut tampered = merged.snapshot.clone();

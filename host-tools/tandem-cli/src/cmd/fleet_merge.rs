@@ -27,6 +27,10 @@ pub struct Args {
     pub snapshot_topic: String,
     #[arg(long, default_value = "/tandem/fleet/merged")]
     pub merged_topic: String,
+    /// Keep the replay memory (last sequence number per sender, merge round) in this file
+    /// across restarts.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Node name of the merger.
     #[arg(long, default_value = "tandem_fleet_merge")]
     pub name: String,
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> Result<()> {
         settle: Duration::from_millis(args.settle_ms),
         trust: Trust::from_key_files(&trust.pubkeys, trust.allow_unsigned)?,
         signer: trust.sign_key.as_deref().map(Signer::from_key_file).transpose()?,
+        state: args.state.clone(),
     };
     let stop = tandem_ros::node::stop_on_signals().context("installing the SIGINT/SIGTERM handlers")?;
     let report = tandem_ros::fleet::run(config, &stop)?;

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.05)]
     pub save_every: f64,
     /// The crash node is killed this many seconds after it is up (uniform between the two).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [2.0, 8.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [2.0, 8.0], value_name = "MIN,MAX")]
     pub kill_after: Vec<f64>,
     /// Seed of the kill times.
     #[arg(long, default_value_t = 1)]
@@ -168,9 +168,12 @@ fn print(report: &SoakReport) {
 pub fn run(args: Args) -> Result<()> {
     tandem_ros::logging::init("tandem soak", false);
     let positive = |v: f64| v > 0.0 && v.is_finite();
-    if !positive(args.minutes) || !positive(args.save_every) || !args.kill_after.iter().all(|&s| positive(s))
-    {
-        bail!("--minutes, --save-every and --kill-after must be > 0");
+    let kill_after = match args.kill_after[..] {
+        [lo, hi] if positive(lo) && lo <= hi && hi.is_finite() => (lo, hi),
+        _ => bail!("--kill-after takes MIN,MAX seconds, 0 < MIN <= MAX"),
+    };
+    if !positive(args.minutes) || !positive(args.save_every) {
+        bail!("--minutes and --save-every must be > 0");
     }
     let temp;
     let dir = match &args.dir {
@@ -238,7 +241,7 @@ pub fn run(args: Args) -> Result<()> {
         foreign: Signer::from_key_file(&foreign_key)?,
         seed: args.seed,
         save_every: Duration::from_secs_f64(args.save_every),
-        life: (Duration::from_secs_f64(args.kill_after[0]), Duration::from_secs_f64(args.kill_after[1])),
+        life: (Duration::from_secs_f64(kill_after.0), Duration::from_secs_f64(kill_after.1)),
         full_store_every: 4,
     };
     let report = tandem_ros::soak::run(&plan)?;

@@ -60,12 +60,21 @@ pub enum EngineError {
     Merge(String),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error("merged state {seq} is a replay: merged state {last} was already adopted")]
+    Replay { seq: u32, last: u32 },
 }
 
 impl From<SampleError> for EngineError {
     fn from(e: SampleError) -> Self {
         Self::Sample(e)
     }
+}
+
+/// The one line of a `state.snap.merged` file, before the number.
+const MERGED_SEQ_KEY: &str = "merged_seq = ";
+
+fn parse_merged_seq(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.strip_prefix(MERGED_SEQ_KEY)?.strip_suffix('\n')?.parse().ok()
 }
 
 /// How to open an engine.
@@ -137,6 +146,8 @@ pub struct Engine {
     geometry: Geometry,
     adapt: bool,
     saves: u32,
+    /// The sequence number (merge round) of the last merged state adopted.
+    merged_seq: Option<u32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -233,6 +244,7 @@ impl Engine {
             geometry,
             adapt: options.adapt,
             saves: 0,
+            merged_seq: None,
         })
     }
 
@@ -329,11 +341,33 @@ impl Engine {
     }
 
     /// Load a fleet-merged state, checked first (signature under the merged-state trust when
-    /// one is set, else the engine's; version, CRC, shape, model identity, values); this engine's counters and guard are kept. On error nothing changes.
+    /// one is set, else the engine's; version, CRC, shape, model identity, values; a sequence
+    /// number above the last merged state adopted, so an old merge replayed is refused); this
+    /// engine's counters and guard are kept. On error nothing changes.
     pub fn adopt(&mut self, merged: &[u8]) -> Result<Header, EngineError> {
         let trust = self.merged_trust.as_ref().unwrap_or(&self.trust);
         let merged = tandem_adapt::snapshot::open_signed(merged, &trust.keys, trust.unsigned)?;
-        Ok(self.adapter.adopt(merged)?)
+        // The whole snapshot is checked before its round: a corrupt or foreign one is refused as
+        // such, not as a replay.
+        let seq = check_snapshot(merged, self.fingerprint())?.seq;
+        if let Some(last) = self.merged_seq.filter(|&last| seq <= last) {
+            return Err(EngineError::Replay { seq, last });
+        }
+        let header = self.adapter.adopt(merged)?;
+        self.merged_seq = Some(header.seq);
+        Ok(header)
+    }
+
+    /// The sequence number of the last merged state adopted (kept with the state file).
+    pub fn merged_seq(&self) -> Option<u32> {
+        self.merged_seq
+    }
+
+    /// The file holding [`Engine::merged_seq`] next to a state file: `state.snap.merged`.
+    pub fn merged_seq_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".merged");
+        path.with_file_name(name)
     }
 
     /// The file holding the guard's last good state next to a state file: `state.snap.good`.
@@ -357,6 +391,12 @@ impl Engine {
             std::fs::remove_file(&good_path)
                 .map_err(|e| EngineError::Io { path: good_path.clone(), message: e.to_string() })?;
         }
+        if let Some(seq) = self.merged_seq {
+            let merged_path = Self::merged_seq_path(path);
+            tandem_adapt::FileStore::new(&merged_path)
+                .replace(format!("{MERGED_SEQ_KEY}{seq}\n").as_bytes())
+                .map_err(|e| io(&merged_path, e))?;
+        }
         Ok(())
     }
 
@@ -371,6 +411,16 @@ impl Engine {
             return Ok(None);
         };
         let good = read(&Self::good_path(path))?;
-        self.restore(&live, good.as_deref()).map(Some)
+        let merged_path = Self::merged_seq_path(path);
+        let merged_seq = match read(&merged_path)? {
+            None => None,
+            Some(bytes) => Some(parse_merged_seq(&bytes).ok_or_else(|| EngineError::Io {
+                path: merged_path.clone(),
+                message: format!("not a merged-state sequence file (`{MERGED_SEQ_KEY}N`)"),
+            })?),
+        };
+        let header = self.restore(&live, good.as_deref())?;
+        self.merged_seq = merged_seq;
+        Ok(Some(header))
     }
 }
