@@ -31,7 +31,7 @@ pub fn arch_info(arch: &Arch, classes: usize, target: Target) -> Result<ArchInfo
     let len = spec.input_len();
     let peer =
         PeerNet::init(spec, &mut tandem_train::model::init_rng(0, 0)).context("building the network")?;
-    let parameters = peer.named_tensors()?.iter().map(|(_, t)| t.elem_count()).sum();
+    let parameters = peer.named_params()?.iter().map(|(_, t)| t.elem_count()).sum();
     let onnx = encode(&peer_model(&peer, Precision::F32, &[])?);
     let mut dims = vec![Dim::Symbolic("N".into())];
     dims.extend(input_shape.iter().map(|&d| Dim::Fixed(d)));

@@ -416,9 +416,13 @@ impl TrainingCohort {
         let mut tensors = Vec::new();
         for (k, (peer, opt)) in self.peers.iter().zip(&self.optims).enumerate() {
             let AdamState { first, second, .. } = opt.state()?;
-            for (((name, value), m), v) in peer.named_tensors()?.into_iter().zip(first).zip(second) {
+            for (((name, value), m), v) in peer.named_params()?.into_iter().zip(first).zip(second) {
                 tensors.push((format!("p{k}.m.{name}"), m));
                 tensors.push((format!("p{k}.v.{name}"), v));
+                tensors.push((format!("p{k}.{name}"), value));
+            }
+            let params = peer.spec.params().len();
+            for (name, value) in peer.named_tensors()?.into_iter().skip(params) {
                 tensors.push((format!("p{k}.{name}"), value));
             }
         }
@@ -432,9 +436,11 @@ impl TrainingCohort {
     ) -> Result<(), DistillError> {
         for (k, (peer, opt)) in self.peers.iter().zip(self.optims.iter_mut()).enumerate() {
             let pick = |prefix: &str| -> Result<HashMap<String, Tensor>, ModelError> {
+                let buffers = if prefix.is_empty() { peer.spec.buffers() } else { Vec::new() };
                 peer.spec
                     .params()
                     .into_iter()
+                    .chain(buffers)
                     .map(|(name, _)| {
                         let key = format!("p{k}.{prefix}{name}");
                         let t = tensors.get(&key).ok_or(ModelError::Missing(key))?;
@@ -607,7 +613,7 @@ pub fn distill(
             let outs: Vec<NetOutputs> = cohort
                 .peers
                 .iter()
-                .map(|p| p.forward(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))
+                .map(|p| p.forward_train(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))
                 .collect::<Result<_, _>>()?;
             let logits: Vec<Tensor> = outs.iter().map(|o| o.logits.clone()).collect();
             let mut losses =

@@ -1,6 +1,6 @@
 //! A peer network in candle: parameters as [`Var`]s and the forward pass of a [`NetSpec`].
 
-use super::arch::{Layer, NetSpec};
+use super::arch::{Layer, NetSpec, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -21,10 +21,12 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
-/// One peer: its architecture and its trainable parameters, in [`NetSpec::params`] order.
+/// One peer: its architecture, its trainable parameters in [`NetSpec::params`] order, and its
+/// buffers (batch norm's running statistics) in [`NetSpec::buffers`] order.
 pub struct PeerNet {
     pub spec: NetSpec,
     params: Vec<(String, Var)>,
+    buffers: Vec<(String, Var)>,
 }
 
 /// What the forward pass returns for a batch.
@@ -41,38 +43,57 @@ impl PeerNet {
     pub fn init(spec: NetSpec, rng: &mut ChaCha8Rng) -> Result<Self, ModelError> {
         spec.shapes().map_err(ModelError::Spec)?;
         let mut bounds = HashMap::new();
-        for (i, layer) in spec.layers.iter().enumerate().filter(|(_, l)| l.param_shapes().is_some()) {
+        for (i, layer) in spec.layers.iter().enumerate().filter(|(_, l)| l.fan_in() > 0) {
             bounds.insert(format!("l{i}.weight"), (6.0 / layer.fan_in() as f64).sqrt());
         }
         bounds.insert("head.weight".into(), (1.0 / spec.features as f64).sqrt());
+        // Batch norm starts as the identity: γ = 1 (β = 0), running variance 1 (mean 0).
+        let mut ones: Vec<String> =
+            spec.buffers().into_iter().map(|(n, _)| n).filter(|n| n.ends_with("var")).collect();
+        for (i, layer) in spec.layers.iter().enumerate() {
+            if matches!(layer, Layer::BatchNorm { .. }) {
+                ones.push(format!("l{i}.weight"));
+            }
+        }
         let mut params = Vec::new();
         for (name, shape) in spec.params() {
             let len: usize = shape.iter().product();
             let values: Vec<f32> = match bounds.get(&name) {
                 Some(&bound) => (0..len).map(|_| rng.random_range(-bound..bound) as f32).collect(),
+                None if ones.contains(&name) => vec![1.0; len],
                 None => vec![0.0; len],
             };
             params.push((name, Var::from_vec(values, shape, &Device::Cpu)?));
         }
-        Ok(Self { spec, params })
+        let mut buffers = Vec::new();
+        for (name, shape) in spec.buffers() {
+            let len: usize = shape.iter().product();
+            let value: f32 = if ones.contains(&name) { 1.0 } else { 0.0 };
+            buffers.push((name, Var::from_vec(vec![value; len], shape, &Device::Cpu)?));
+        }
+        Ok(Self { spec, params, buffers })
     }
 
     /// A peer from named tensors (a checkpoint), checking every name, shape and value.
     pub fn from_tensors(spec: NetSpec, tensors: &HashMap<String, Tensor>) -> Result<Self, ModelError> {
         spec.shapes().map_err(ModelError::Spec)?;
-        let mut params = Vec::new();
-        for (name, shape) in spec.params() {
-            let t = tensors.get(&name).ok_or_else(|| ModelError::Missing(name.clone()))?;
-            if t.dims() != shape.as_slice() {
-                return Err(ModelError::Shape { name, expected: shape, found: t.dims().to_vec() });
+        let load = |list: Vec<(String, Vec<usize>)>| -> Result<Vec<(String, Var)>, ModelError> {
+            let mut out = Vec::new();
+            for (name, shape) in list {
+                let t = tensors.get(&name).ok_or_else(|| ModelError::Missing(name.clone()))?;
+                if t.dims() != shape.as_slice() {
+                    return Err(ModelError::Shape { name, expected: shape, found: t.dims().to_vec() });
+                }
+                let t = t.to_dtype(DType::F32)?;
+                if t.flatten_all()?.to_vec1::<f32>()?.iter().any(|v| !v.is_finite()) {
+                    return Err(ModelError::NonFinite(name));
+                }
+                out.push((name, Var::from_tensor(&t)?));
             }
-            let t = t.to_dtype(DType::F32)?;
-            if t.flatten_all()?.to_vec1::<f32>()?.iter().any(|v| !v.is_finite()) {
-                return Err(ModelError::NonFinite(name));
-            }
-            params.push((name, Var::from_tensor(&t)?));
-        }
-        Ok(Self { spec, params })
+            Ok(out)
+        };
+        let (params, buffers) = (load(spec.params())?, load(spec.buffers())?);
+        Ok(Self { spec, params, buffers })
     }
 
     /// The trainable variables, in [`NetSpec::params`] order.
@@ -80,9 +101,46 @@ impl PeerNet {
         self.params.iter().map(|(_, v)| v.clone()).collect()
     }
 
-    /// `(name, copy of the current value)` of every parameter (later training does not change it).
-    pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
+    /// `(name, copy of the current value)` of every trainable parameter, in [`NetSpec::params`]
+    /// order (later training does not change it).
+    pub fn named_params(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
         Ok(self.params.iter().map(|(n, v)| Ok((n.clone(), v.copy()?))).collect::<candle_core::Result<_>>()?)
+    }
+
+    /// [`PeerNet::named_params`], then the buffers: the peer's whole state, as checkpoints keep it.
+    pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
+        let mut out = self.named_params()?;
+        for (n, v) in &self.buffers {
+            out.push((n.clone(), v.copy()?));
+        }
+        Ok(out)
+    }
+
+    /// [`PeerNet::named_tensors`] with every batch norm folded into the convolution or dense
+    /// layer before it (`W·γ/σ`, `(b − μ)·γ/σ + β`, σ = √(running variance + ε)): what the
+    /// exported graph holds. The batch norm layers' own entries are left out.
+    pub fn folded_tensors(&self) -> Result<HashMap<String, Tensor>, ModelError> {
+        let mut t: HashMap<String, Tensor> = self.named_tensors()?.into_iter().collect();
+        for (i, layer) in self.spec.layers.iter().enumerate() {
+            if !matches!(layer, Layer::BatchNorm { .. }) || i == 0 {
+                continue;
+            }
+            let get = |name: String| t.get(&name).cloned().ok_or(ModelError::Missing(name));
+            let (gamma, beta) = (get(format!("l{i}.weight"))?, get(format!("l{i}.bias"))?);
+            let (mean, var) = (get(format!("l{i}.running_mean"))?, get(format!("l{i}.running_var"))?);
+            let scale = (gamma / (var + BATCH_NORM_EPS)?.sqrt()?)?;
+            let (w, b) = (get(format!("l{}.weight", i - 1))?, get(format!("l{}.bias", i - 1))?);
+            let mut scale_shape = vec![1; w.rank()];
+            scale_shape[0] = scale.dims()[0];
+            let w = w.broadcast_mul(&scale.reshape(scale_shape)?)?;
+            let b = ((b - mean)? * &scale)?.add(&beta)?;
+            t.insert(format!("l{}.weight", i - 1), w);
+            t.insert(format!("l{}.bias", i - 1), b);
+            for suffix in ["weight", "bias", "running_mean", "running_var"] {
+                t.remove(&format!("l{i}.{suffix}"));
+            }
+        }
+        Ok(t)
     }
 
     /// One parameter by name.
@@ -90,9 +148,9 @@ impl PeerNet {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    /// Overwrite every parameter with the values in `tensors` (same names and shapes).
+    /// Overwrite every parameter and buffer with the values in `tensors` (same names and shapes).
     pub fn load_values(&self, tensors: &HashMap<String, Tensor>) -> Result<(), ModelError> {
-        for (name, var) in &self.params {
+        for (name, var) in self.params.iter().chain(&self.buffers) {
             let t = tensors.get(name).ok_or_else(|| ModelError::Missing(name.clone()))?;
             if t.dims() != var.dims() {
                 return Err(ModelError::Shape {
@@ -117,8 +175,19 @@ impl PeerNet {
         Ok(true)
     }
 
-    /// Forward pass of a batch `x` of shape `[N, input_shape...]` (already normalised).
+    /// Forward pass of a batch `x` of shape `[N, input_shape...]` (already normalised), for
+    /// inference: batch norm uses its running statistics.
     pub fn forward(&self, x: &Tensor) -> Result<NetOutputs, ModelError> {
+        self.forward_t(x, false)
+    }
+
+    /// Forward pass for a training step: batch norm normalises with the batch's statistics
+    /// and updates its running statistics.
+    pub fn forward_train(&self, x: &Tensor) -> Result<NetOutputs, ModelError> {
+        self.forward_t(x, true)
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<NetOutputs, ModelError> {
         let mut h = x.clone();
         for (i, layer) in self.spec.layers.iter().enumerate() {
             h = match *layer {
@@ -147,12 +216,43 @@ impl PeerNet {
                     h.mean_keepdim(dims)?
                 }
                 Layer::Flatten => h.flatten_from(1)?,
+                Layer::BatchNorm { channels } => self.batch_norm(i, &h, channels, train)?,
             };
         }
         let features = h;
         let (w, b) = self.weight_bias("head")?;
         let logits = features.matmul(&w.t()?)?.broadcast_add(b)?;
         Ok(NetOutputs { logits, features })
+    }
+
+    /// Batch norm of layer `i` over `h` (`[N, C, ...]`).
+    fn batch_norm(&self, i: usize, h: &Tensor, channels: usize, train: bool) -> Result<Tensor, ModelError> {
+        let (gamma, beta) = self.weight_bias(&format!("l{i}"))?;
+        let buffer = |suffix: &str| {
+            let name = format!("l{i}.{suffix}");
+            self.buffers.iter().find(|(n, _)| *n == name).map(|(_, v)| v).ok_or(ModelError::Missing(name))
+        };
+        let (running_mean, running_var) = (buffer("running_mean")?, buffer("running_var")?);
+        let shape: Vec<usize> = (0..h.rank()).map(|d| if d == 1 { channels } else { 1 }).collect();
+        let (mean, var) = if train {
+            let dims: Vec<usize> = (0..h.rank()).filter(|&d| d != 1).collect();
+            let count = h.elem_count() / channels;
+            let mean = h.mean_keepdim(dims.clone())?;
+            let var = h.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims)?;
+            let m = BATCH_NORM_MOMENTUM;
+            let unbiased = (var.detach().flatten_all()? * (count as f64 / (count.max(2) - 1) as f64))?;
+            running_mean
+                .set(&((running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?)?;
+            running_var.set(&((running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
+            (mean, var)
+        } else {
+            (
+                running_mean.as_tensor().reshape(shape.clone())?,
+                running_var.as_tensor().reshape(shape.clone())?,
+            )
+        };
+        let normalised = h.broadcast_sub(&mean)?.broadcast_div(&(var + BATCH_NORM_EPS)?.sqrt()?)?;
+        Ok(normalised.broadcast_mul(&gamma.reshape(shape.clone())?)?.broadcast_add(&beta.reshape(shape)?)?)
     }
 
     fn weight_bias(&self, prefix: &str) -> Result<(&Tensor, &Tensor), ModelError> {

@@ -204,3 +204,47 @@ fn bad_input_is_a_typed_error() {
     // Nothing was written by the refused runs.
     assert!(!dir.path().join(dml::STATE_FILE).exists());
 }
+
+/// Batch norm's running statistics are part of the run: a run with batch norm layers, cut and
+/// resumed, ends with exactly the uninterrupted run's checkpoints (running statistics included).
+#[test]
+fn a_run_with_batch_norm_resumes_exactly() {
+    let text = r#"
+        input = [64]
+        layers = [{ kind = "dense", out = 48 }, { kind = "batch-norm" }, { kind = "relu" },
+                  { kind = "dense", out = 32 }, { kind = "batch-norm" }]
+    "#;
+    let arch =
+        Arch::Custom(tandem_train::arch::CustomArch::from_toml(text, "bn.toml", "bn-mlp").unwrap().into());
+    let data = mnist8(1);
+    let config = DistillConfig {
+        epochs: 3,
+        limit: Some(800),
+        ..DistillConfig::new("mnist8", vec![arch, Arch::Mlp8], 5)
+    };
+    let all_tensors = |dir: &Path| {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let data = bytes(&f);
+            let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+            let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+            names.sort();
+            out.extend(names.into_iter().map(|n| (n.clone(), st.tensor(&n).unwrap().data().to_vec())));
+        }
+        out
+    };
+    let whole = tempfile::tempdir().unwrap();
+    dml::distill(&config, &data, &[], whole.path(), false, &mut Silent).unwrap();
+    let cut = tempfile::tempdir().unwrap();
+    dml::distill(&config, &data, &[], cut.path(), false, &mut StopAfter(1)).unwrap_err();
+    dml::distill(&config, &data, &[], cut.path(), true, &mut Silent).unwrap();
+    let (a, b) = (all_tensors(whole.path()), all_tensors(cut.path()));
+    assert!(a.iter().any(|(n, _)| n.ends_with("l1.running_var")), "the running statistics are saved");
+    assert!(a == b, "resumed run differs from the uninterrupted one");
+}

@@ -204,6 +204,40 @@ fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime
     assert_eq!(peer.spec, arch.spec(10));
 }
 
+/// Batch norm after a convolution, a depthwise convolution and the last dense layer trains with
+/// batch statistics, keeps its running statistics in the checkpoint, and exports folded into
+/// the layers before it: the graph has no batch norm node and runs like candle's inference pass.
+#[test]
+fn batch_norm_layers_fold_into_the_export_and_match_candle() {
+    let text = r#"
+        name = "bn-cnn"
+        input = [1, 8, 8]
+        layers = [
+            { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu" },
+            { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu6" },
+            { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 },
+            { kind = "batch-norm" },
+        ]
+    "#;
+    let arch = Arch::Custom(CustomArch::from_toml(text, "bn-cnn.toml", "bn-cnn").unwrap().into());
+    check_arch(arch.clone(), "mnist8");
+    let data = source::load_train_data("mnist8", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained(&arch, &data, dir.path());
+    let (_, peer) = load_peer(&ckpt).unwrap();
+    let tensors: std::collections::HashMap<_, _> = peer.named_tensors().unwrap().into_iter().collect();
+    let mean = tensors["l1.running_mean"].to_vec1::<f32>().unwrap();
+    let var = tensors["l1.running_var"].to_vec1::<f32>().unwrap();
+    assert!(mean.iter().any(|m| m.abs() > 1e-3), "training moved the running mean: {mean:?}");
+    assert!(var.iter().any(|v| (v - 1.0).abs() > 1e-3), "and the running variance: {var:?}");
+    let path = dir.path().join("bn.onnx");
+    export(&ckpt, &path, Precision::F32).unwrap();
+    let model = OnnxModel::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let ops: Vec<&str> = model.graph().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(!ops.contains(&"BatchNormalization"), "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| **o == "Conv").count(), 2, "{ops:?}");
+}
+
 /// Peers of the committed reference pairs (`models/`, written by `scripts/reference-models`).
 fn reference_peers(pair: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(pair);

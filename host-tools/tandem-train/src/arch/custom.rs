@@ -79,6 +79,9 @@ pub enum LayerSpec {
     /// The mean over every spatial position.
     GlobalAvgPool,
     Flatten,
+    /// Batch normalisation; directly after a `conv`, `depthwise` or `dense` layer, into which it
+    /// is folded when the peer is exported.
+    BatchNorm,
 }
 
 fn one() -> usize {
@@ -215,6 +218,12 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
             LayerSpec::MaxPool2 => Layer::MaxPool2,
             LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool,
             LayerSpec::Flatten => Layer::Flatten,
+            LayerSpec::BatchNorm => match layers.last() {
+                Some(Layer::Conv { outputs, .. } | Layer::Dense { outputs, .. }) => {
+                    Layer::BatchNorm { channels: *outputs }
+                }
+                _ => return Err(at("batch norm must follow a conv, depthwise or dense layer".into())),
+            },
         };
         shape = layer.output_shape(&shape).map_err(at)?;
         if shape.contains(&0) || count(&shape) > MAX_VALUES {
@@ -339,6 +348,31 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_takes_the_channels_of_the_layer_before() {
+        let text = r#"
+            input = [2, 8]
+            layers = [{ kind = "conv", out = 4, kernel = 3, pad = 1 }, { kind = "batch-norm" },
+                      { kind = "flatten" }, { kind = "dense", out = 32 }, { kind = "batch-norm" }]
+        "#;
+        let layers = parse(text).unwrap().layers();
+        assert_eq!(
+            (layers[1], layers[4]),
+            (Layer::BatchNorm { channels: 4 }, Layer::BatchNorm { channels: 32 })
+        );
+        let spec = Arch::Custom(parse(text).unwrap().into()).spec(3);
+        assert_eq!(
+            spec.buffers(),
+            [
+                ("l1.running_mean".into(), vec![4]),
+                ("l1.running_var".into(), vec![4]),
+                ("l4.running_mean".into(), vec![32]),
+                ("l4.running_var".into(), vec![32])
+            ]
+        );
+        assert_eq!(Layer::BatchNorm { channels: 4 }.param_count(), 8);
+    }
+
+    #[test]
     fn json_round_trips_through_the_serialised_arch() {
         let arch = Arch::Custom(parse(IMU_K9).unwrap().into());
         let stored: String = arch.clone().into();
@@ -378,6 +412,8 @@ mod tests {
         assert!(message(unflattened).contains("add a flatten"));
         let big_kernel = "input = [1, 4]\nlayers = [{ kind = \"conv\", out = 8, kernel = 9 }]";
         assert!(message(big_kernel).contains("layer 1"), "{}", message(big_kernel));
+        let loose_norm = "input = [1, 8, 8]\nlayers = [{ kind = \"max-pool2\" }, { kind = \"batch-norm\" }]";
+        assert!(message(loose_norm).contains("must follow a conv"), "{}", message(loose_norm));
         let odd_pool = "input = [1, 7, 7]\nlayers = [{ kind = \"max-pool2\" }]";
         assert!(message(odd_pool).contains("even"), "{}", message(odd_pool));
         let unknown_kind = "input = [64]\nlayers = [{ kind = \"lstm\", out = 32 }]";

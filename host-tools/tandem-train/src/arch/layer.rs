@@ -32,7 +32,19 @@ pub enum Layer {
     GlobalAvgPool,
     /// `[N, ...] → [N, product]`.
     Flatten,
+    /// Batch normalisation of `channels` channels (the first per-sample dimension): batch
+    /// statistics in training, running statistics after; owns `l{index}.weight` (γ),
+    /// `l{index}.bias` (β) and the buffers `l{index}.running_mean`, `l{index}.running_var`.
+    /// Exported folded into the convolution or dense layer it follows.
+    BatchNorm {
+        channels: usize,
+    },
 }
+
+/// Added to the variance before the square root in [`Layer::BatchNorm`] (PyTorch's default).
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+/// Weight of the newest batch in the running statistics of [`Layer::BatchNorm`].
+pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
 
 impl Layer {
     /// Shapes of this layer's weight and bias, if it has any.
@@ -44,7 +56,18 @@ impl Layer {
                 Some((w, vec![outputs]))
             }
             Layer::Dense { inputs, outputs } => Some((vec![outputs, inputs], vec![outputs])),
+            Layer::BatchNorm { channels } => Some((vec![channels], vec![channels])),
             _ => None,
+        }
+    }
+
+    /// Names and shapes of this layer's non-trained buffers (suffixes after `l{index}.`).
+    pub fn buffer_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match *self {
+            Layer::BatchNorm { channels } => {
+                vec![("running_mean", vec![channels]), ("running_var", vec![channels])]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -91,6 +114,10 @@ impl Layer {
                 _ => Err(format!("dense expects [{inputs}], got {input:?}")),
             },
             Layer::Relu | Layer::Relu6 => Ok(input.to_vec()),
+            Layer::BatchNorm { channels } => match input.first() {
+                Some(&c) if c == channels => Ok(input.to_vec()),
+                _ => Err(format!("batch norm of {channels} channels, got {input:?}")),
+            },
             Layer::MaxPool2 => {
                 if input.len() != 3 || !input[1].is_multiple_of(2) || !input[2].is_multiple_of(2) {
                     return Err(format!("2x2 max pooling needs [C, even H, even W], got {input:?}"));
@@ -139,6 +166,17 @@ impl NetSpec {
         }
         out.push(("head.weight".into(), vec![self.classes, self.features]));
         out.push(("head.bias".into(), vec![self.classes]));
+        out
+    }
+
+    /// Every non-trained buffer as `(name, shape)` (batch norm's running statistics).
+    pub fn buffers(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (suffix, shape) in layer.buffer_shapes() {
+                out.push((format!("l{i}.{suffix}"), shape));
+            }
+        }
         out
     }
 

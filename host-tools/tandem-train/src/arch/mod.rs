@@ -10,7 +10,7 @@ pub mod custom;
 mod layer;
 
 pub use custom::{ArchFileError, CustomArch, LayerSpec};
-pub use layer::{Layer, NetSpec};
+pub use layer::{Layer, NetSpec, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 
 use std::fmt;
 use std::path::Path;

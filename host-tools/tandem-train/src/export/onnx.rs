@@ -2,7 +2,8 @@
 //!
 //! Graph: `input` `[batch, ...]` → backbone layers → `features` `[batch, F]` → Gemm `head`
 //! (initializers `head.weight` `[classes, F]` with `transB = 1`, `head.bias` `[classes]`) →
-//! `logits` `[batch, classes]`. Both `features` and `logits` are graph outputs.
+//! `logits` `[batch, classes]`. Both `features` and `logits` are graph outputs. Batch norm
+//! layers are folded into the convolution or dense layer before them (no node of their own).
 
 use crate::{Layer, PeerNet};
 use half::f16;
@@ -50,8 +51,7 @@ pub fn peer_model(
     metadata: &[(&str, String)],
 ) -> Result<ModelProto, crate::model::ModelError> {
     let spec = &peer.spec;
-    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
-        peer.named_tensors()?.into_iter().collect();
+    let tensors = peer.folded_tensors()?;
     let mut graph = GraphProto { name: format!("tandem-{}", spec.arch), ..Default::default() };
     let add_init = |graph: &mut GraphProto, name: &str| -> Result<String, crate::model::ModelError> {
         let t = &tensors[name];
@@ -62,9 +62,13 @@ pub fn peer_model(
 
     let mut current = INPUT.to_owned();
     let last = spec.layers.len() - 1;
+    let output_of = |i: usize| if i == last { FEATURES.to_owned() } else { format!("l{i}") };
     for (i, layer) in spec.layers.iter().enumerate() {
-        let output = if i == last { FEATURES.to_owned() } else { format!("l{i}") };
+        // A layer followed by a batch norm writes the batch norm's output (folded into it).
+        let folded = matches!(spec.layers.get(i + 1), Some(Layer::BatchNorm { .. }));
+        let output = output_of(if folded { i + 1 } else { i });
         let node = match *layer {
+            Layer::BatchNorm { .. } => continue,
             Layer::Conv { rank, kernel, stride, pad, groups, .. } => {
                 let w = add_init(&mut graph, &format!("l{i}.weight"))?;
                 let b = add_init(&mut graph, &format!("l{i}.bias"))?;
