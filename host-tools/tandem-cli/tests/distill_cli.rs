@@ -188,8 +188,9 @@ fn arch_info_prints_costs_before_training() {
     assert!(!text.contains("best epoch"));
 }
 
-/// A depthwise-separable network with batch norm from a layer file trains, exports (batch norm
-/// folded) and packs to int8 for a Cortex-M4, agreeing with its f32 self.
+/// A depthwise-separable network with batch norm and a residual block from a layer file trains,
+/// exports (batch norm folded, the residual an `Add`) and packs to int8 for a Cortex-M4,
+/// agreeing with its f32 self.
 #[test]
 fn a_depthwise_separable_layer_file_packs_to_int8() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,7 +200,10 @@ fn a_depthwise_separable_layer_file_packs_to_int8() {
         r#"input = [1, 8, 8]
 layers = [
   { kind = "conv", out = 16, kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu" },
-  { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu6" },
+  { kind = "residual" },
+    { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu6" },
+    { kind = "conv", out = 16, kernel = 1 }, { kind = "batch-norm" },
+  { kind = "add" },
   { kind = "conv", out = 32, kernel = 1 }, { kind = "batch-norm" }, { kind = "relu" },
   { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 },
 ]

@@ -189,6 +189,7 @@ impl PeerNet {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<NetOutputs, ModelError> {
         let mut h = x.clone();
+        let mut kept = Vec::new();
         for (i, layer) in self.spec.layers.iter().enumerate() {
             h = match *layer {
                 Layer::Conv { rank, stride, pad, groups, .. } => {
@@ -217,6 +218,15 @@ impl PeerNet {
                 }
                 Layer::Flatten => h.flatten_from(1)?,
                 Layer::BatchNorm { channels } => self.batch_norm(i, &h, channels, train)?,
+                Layer::Residual => {
+                    kept.push(h.clone());
+                    h
+                }
+                Layer::AddResidual => {
+                    let skip =
+                        kept.pop().ok_or(ModelError::Spec("an add closes no residual branch".into()))?;
+                    (h + skip)?
+                }
             };
         }
         let features = h;

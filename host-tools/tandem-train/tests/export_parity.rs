@@ -207,6 +207,8 @@ fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime
 /// Batch norm after a convolution, a depthwise convolution and the last dense layer trains with
 /// batch statistics, keeps its running statistics in the checkpoint, and exports folded into
 /// the layers before it: the graph has no batch norm node and runs like candle's inference pass.
+/// A ResNet-style residual block (two 3×3 convolutions with batch norm, added to its input)
+/// exports as an ONNX `Add` of the block's output and its input.
 #[test]
 fn batch_norm_layers_fold_into_the_export_and_match_candle() {
     let text = r#"
@@ -215,6 +217,10 @@ fn batch_norm_layers_fold_into_the_export_and_match_candle() {
         layers = [
             { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu" },
             { kind = "depthwise", kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu6" },
+            { kind = "residual" },
+              { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "batch-norm" }, { kind = "relu" },
+              { kind = "conv", out = 8, kernel = 3, pad = 1 }, { kind = "batch-norm" },
+            { kind = "add" }, { kind = "relu" },
             { kind = "global-avg-pool" }, { kind = "flatten" }, { kind = "dense", out = 32 },
             { kind = "batch-norm" },
         ]
@@ -235,7 +241,13 @@ fn batch_norm_layers_fold_into_the_export_and_match_candle() {
     let model = OnnxModel::decode(&std::fs::read(&path).unwrap()).unwrap();
     let ops: Vec<&str> = model.graph().node.iter().map(|n| n.op_type.as_str()).collect();
     assert!(!ops.contains(&"BatchNormalization"), "{ops:?}");
-    assert_eq!(ops.iter().filter(|o| **o == "Conv").count(), 2, "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| **o == "Conv").count(), 4, "{ops:?}");
+    let add = model.graph().node.iter().find(|n| n.op_type == "Add").expect("the residual Add");
+    assert_eq!(
+        add.input,
+        ["l11", "l5"],
+        "the block's output (conv l10 + batch norm l11) plus its input (l5)"
+    );
 }
 
 /// Peers of the committed reference pairs (`models/`, written by `scripts/reference-models`).

@@ -82,6 +82,10 @@ pub enum LayerSpec {
     /// Batch normalisation; directly after a `conv`, `depthwise` or `dense` layer, into which it
     /// is folded when the peer is exported.
     BatchNorm,
+    /// Opens a residual branch: the layers up to the matching `add` are added to its input.
+    Residual,
+    /// Closes the innermost residual branch (its output must have its input's shape).
+    Add,
 }
 
 fn one() -> usize {
@@ -195,6 +199,8 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
     }
     let mut shape = input.to_vec();
     let (mut layers, mut parameters) = (Vec::with_capacity(specs.len()), 0usize);
+    // Shapes at the start of the residual branches still open.
+    let mut open: Vec<Vec<usize>> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let at = |m: String| format!("layer {} ({spec:?}): {m}", i + 1);
         let layer = match *spec {
@@ -224,6 +230,17 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
                 }
                 _ => return Err(at("batch norm must follow a conv, depthwise or dense layer".into())),
             },
+            LayerSpec::Residual => {
+                open.push(shape.clone());
+                Layer::Residual
+            }
+            LayerSpec::Add => match open.pop() {
+                Some(kept) if kept == shape => Layer::AddResidual,
+                Some(kept) => {
+                    return Err(at(format!("the branch ends in {shape:?}, its input was {kept:?}")))
+                }
+                None => return Err(at("no residual branch to close".into())),
+            },
         };
         shape = layer.output_shape(&shape).map_err(at)?;
         if shape.contains(&0) || count(&shape) > MAX_VALUES {
@@ -234,6 +251,9 @@ fn chain(input: &[usize], specs: &[LayerSpec]) -> Result<Vec<Layer>, String> {
             return Err(at(format!("more than {MAX_PARAMETERS} parameters")));
         }
         layers.push(layer);
+    }
+    if !open.is_empty() {
+        return Err(format!("{} residual branch(es) not closed by an `add`", open.len()));
     }
     if shape != [FEATURES] {
         return Err(format!("the layers end in {shape:?}; they must end in the {FEATURES} features (a dense layer with out = {FEATURES})"));
@@ -412,6 +432,20 @@ mod tests {
         assert!(message(unflattened).contains("add a flatten"));
         let big_kernel = "input = [1, 4]\nlayers = [{ kind = \"conv\", out = 8, kernel = 9 }]";
         assert!(message(big_kernel).contains("layer 1"), "{}", message(big_kernel));
+        let resid = |body: &str| {
+            format!("input = [4, 8]\nlayers = [{body}, {{ kind = \"flatten\" }}, {{ kind = \"dense\", out = 32 }}]")
+        };
+        let open = resid(r#"{ kind = "residual" }, { kind = "relu" }"#);
+        assert!(message(&open).contains("not closed"), "{}", message(&open));
+        let stray = resid(r#"{ kind = "relu" }, { kind = "add" }"#);
+        assert!(message(&stray).contains("no residual branch"), "{}", message(&stray));
+        let reshaped =
+            resid(r#"{ kind = "residual" }, { kind = "conv", out = 6, kernel = 1 }, { kind = "add" }"#);
+        assert!(message(&reshaped).contains("its input was [4, 8]"), "{}", message(&reshaped));
+        let nested = resid(
+            r#"{ kind = "residual" }, { kind = "residual" }, { kind = "relu" }, { kind = "add" }, { kind = "add" }"#,
+        );
+        assert!(parse(&nested).is_ok(), "{}", message(&nested));
         let loose_norm = "input = [1, 8, 8]\nlayers = [{ kind = \"max-pool2\" }, { kind = \"batch-norm\" }]";
         assert!(message(loose_norm).contains("must follow a conv"), "{}", message(loose_norm));
         let odd_pool = "input = [1, 7, 7]\nlayers = [{ kind = \"max-pool2\" }]";

@@ -39,6 +39,11 @@ pub enum Layer {
     BatchNorm {
         channels: usize,
     },
+    /// Opens a residual branch: the current tensor is kept for the [`Layer::AddResidual`] that
+    /// closes it (branches nest).
+    Residual,
+    /// Closes the innermost residual branch: adds the tensor kept at its start (same shape).
+    AddResidual,
 }
 
 /// Added to the variance before the square root in [`Layer::BatchNorm`] (PyTorch's default).
@@ -113,7 +118,7 @@ impl Layer {
                 [n] if *n == inputs => Ok(vec![outputs]),
                 _ => Err(format!("dense expects [{inputs}], got {input:?}")),
             },
-            Layer::Relu | Layer::Relu6 => Ok(input.to_vec()),
+            Layer::Relu | Layer::Relu6 | Layer::Residual | Layer::AddResidual => Ok(input.to_vec()),
             Layer::BatchNorm { channels } => match input.first() {
                 Some(&c) if c == channels => Ok(input.to_vec()),
                 _ => Err(format!("batch norm of {channels} channels, got {input:?}")),
@@ -185,13 +190,26 @@ impl NetSpec {
         self.params().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
     }
 
-    /// Per-sample shape after every layer; errors if the layers do not chain or do not end in
-    /// `[features]`.
+    /// Per-sample shape after every layer; errors if the layers do not chain, a residual
+    /// branch is not closed or adds another shape, or the layers do not end in `[features]`.
     pub fn shapes(&self) -> Result<Vec<Vec<usize>>, String> {
         let mut shapes = vec![self.input_shape.clone()];
+        let mut open = Vec::new();
         for layer in &self.layers {
             let next = layer.output_shape(shapes.last().expect("non-empty"))?;
+            match layer {
+                Layer::Residual => open.push(next.clone()),
+                Layer::AddResidual => match open.pop() {
+                    Some(kept) if kept == next => {}
+                    Some(kept) => return Err(format!("a residual branch adds {next:?} to {kept:?}")),
+                    None => return Err("an add closes no residual branch".into()),
+                },
+                _ => {}
+            }
             shapes.push(next);
+        }
+        if !open.is_empty() {
+            return Err(format!("{} residual branch(es) not closed by an add", open.len()));
         }
         if shapes.last() != Some(&vec![self.features]) {
             return Err(format!("backbone ends in {:?}, not [{}]", shapes.last(), self.features));

@@ -63,12 +63,22 @@ pub fn peer_model(
     let mut current = INPUT.to_owned();
     let last = spec.layers.len() - 1;
     let output_of = |i: usize| if i == last { FEATURES.to_owned() } else { format!("l{i}") };
+    // The tensors kept at the start of the residual branches still open.
+    let mut kept = Vec::new();
     for (i, layer) in spec.layers.iter().enumerate() {
         // A layer followed by a batch norm writes the batch norm's output (folded into it).
         let folded = matches!(spec.layers.get(i + 1), Some(Layer::BatchNorm { .. }));
         let output = output_of(if folded { i + 1 } else { i });
         let node = match *layer {
             Layer::BatchNorm { .. } => continue,
+            Layer::Residual => {
+                kept.push(current.clone());
+                continue;
+            }
+            Layer::AddResidual => {
+                let skip = kept.pop().ok_or(crate::model::ModelError::Spec("unbalanced residual".into()))?;
+                node(&format!("l{i}.add"), "Add", &[&current, &skip], &output)
+            }
             Layer::Conv { rank, kernel, stride, pad, groups, .. } => {
                 let w = add_init(&mut graph, &format!("l{i}.weight"))?;
                 let b = add_init(&mut graph, &format!("l{i}.bias"))?;
