@@ -33,6 +33,7 @@
     arithmetic_overflow
 )]
 
+pub mod compact;
 #[cfg(feature = "std")]
 pub mod fuzzing;
 pub mod keyfile;
@@ -132,6 +133,9 @@ impl std::error::Error for Error {}
 #[derive(Clone, Debug)]
 pub struct PublicKey {
     bytes: [u8; 32],
+    /// `salty`'s decoded point (`fast-verify`); the compact verifier decodes the bytes again
+    /// at each verification instead (no extra RAM per key).
+    #[cfg(feature = "fast-verify")]
     point: salty::PublicKey,
 }
 
@@ -145,8 +149,23 @@ impl Eq for PublicKey {}
 impl PublicKey {
     /// The key from its 32 bytes (RFC 8032 encoding); [`Error::BadKey`] if no curve point.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
-        let point = salty::PublicKey::try_from(bytes).map_err(|_| Error::BadKey)?;
-        Ok(Self { bytes: *bytes, point })
+        #[cfg(feature = "fast-verify")]
+        {
+            // The compact decoder's stricter check first (salty also takes some non-canonical
+            // encodings, y ≥ p): a key is accepted or refused alike with either verifier.
+            if !compact::is_valid_key(bytes) {
+                return Err(Error::BadKey);
+            }
+            let point = salty::PublicKey::try_from(bytes).map_err(|_| Error::BadKey)?;
+            Ok(Self { bytes: *bytes, point })
+        }
+        #[cfg(not(feature = "fast-verify"))]
+        {
+            if !compact::is_valid_key(bytes) {
+                return Err(Error::BadKey);
+            }
+            Ok(Self { bytes: *bytes })
+        }
     }
 
     /// The 32 bytes of the key.
@@ -162,25 +181,33 @@ impl PublicKey {
     }
 
     /// Whether `signature` is this key's Ed25519 signature of `message` (canonical `S` only).
+    /// Without the `fast-verify` feature this is [`compact::verify`]; with it, `salty`.
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), Error> {
-        let mut s = [0u8; 32];
-        s.copy_from_slice(signature.get(32..).unwrap_or(&[0xff; 32]));
-        if !is_reduced(&s) {
-            return Err(Error::NonCanonical);
+        #[cfg(feature = "fast-verify")]
+        {
+            let mut s = [0u8; 32];
+            s.copy_from_slice(signature.get(32..).unwrap_or(&[0xff; 32]));
+            if !is_reduced(&s) {
+                return Err(Error::NonCanonical);
+            }
+            let sig = salty::Signature::from(signature);
+            self.point.verify(message, &sig).map_err(|_| Error::BadSignature)
         }
-        let sig = salty::Signature::from(signature);
-        self.point.verify(message, &sig).map_err(|_| Error::BadSignature)
+        #[cfg(not(feature = "fast-verify"))]
+        {
+            compact::verify(&self.bytes, message, signature)
+        }
     }
 }
 
 /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
-const ELL: [u8; 32] = [
+pub(crate) const ELL: [u8; 32] = [
     0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
 
 /// `s < ℓ` for a little-endian scalar.
-fn is_reduced(s: &[u8; 32]) -> bool {
+pub(crate) fn is_reduced(s: &[u8; 32]) -> bool {
     for (a, b) in s.iter().rev().zip(ELL.iter().rev()) {
         if a != b {
             return a < b;
@@ -323,7 +350,11 @@ impl SecretKey {
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey { bytes: self.keypair.public.to_bytes(), point: self.keypair.public.clone() }
+        PublicKey {
+            bytes: self.keypair.public.to_bytes(),
+            #[cfg(feature = "fast-verify")]
+            point: self.keypair.public.clone(),
+        }
     }
 
     /// Signs `buf` in place: the last [`TRAILER_LEN`] bytes of `buf` are overwritten with the
