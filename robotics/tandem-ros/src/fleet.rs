@@ -28,6 +28,9 @@ pub struct MergerConfig {
     pub min_nodes: usize,
     /// Quiet time after the last arrival before merging (lets a round of publications land).
     pub settle: Duration,
+    /// States older than this (since they arrived) are stale: dropped from the merge, so a robot
+    /// that went silent stops weighing on the fleet. `None`: kept until replaced.
+    pub max_age: Option<Duration>,
     /// Whose signatures the merger accepts on the nodes' states; unsigned ones only when
     /// `trust.unsigned` allows them.
     pub trust: Trust,
@@ -82,6 +85,8 @@ pub struct MergerReport {
     /// Refused: a state whose sequence number is not above the last one accepted from the same
     /// sender (a replay of an older state).
     pub refused_replay: u64,
+    /// States dropped from the merge as stale (`max_age`).
+    pub expired: u64,
     /// Nodes whose latest state is held.
     pub nodes: Vec<String>,
     /// Weights (samples seen) of the last merge, in node-name order.
@@ -91,7 +96,8 @@ pub struct MergerReport {
 /// The merger's state between arrivals.
 pub struct Merger {
     config: MergerConfig,
-    latest: BTreeMap<String, Vec<u8>>,
+    /// Each sender's latest state, and when it arrived.
+    latest: BTreeMap<String, (Vec<u8>, Instant)>,
     /// The last sequence number accepted per sender.
     last_seq: BTreeMap<String, u32>,
     dirty: bool,
@@ -122,6 +128,25 @@ impl Merger {
         merger.last_seq = memory.last_seq;
         merger.report.merges = memory.round;
         Ok(merger)
+    }
+
+    /// Drop the states older than `max_age` (their senders' sequence numbers stay remembered).
+    fn expire(&mut self) {
+        let Some(max_age) = self.config.max_age else {
+            return;
+        };
+        let before = self.latest.len();
+        self.latest.retain(|sender, (_, arrived)| {
+            let keep = arrived.elapsed() <= max_age;
+            if !keep {
+                log::info!("dropped the state of {sender} from the merge: older than {max_age:?}");
+            }
+            keep
+        });
+        if self.latest.len() != before {
+            self.report.expired += (before - self.latest.len()) as u64;
+            self.report.nodes = self.latest.keys().cloned().collect();
+        }
     }
 
     /// Persist the replay memory, when the merger has a state file (a failure is logged: the
@@ -189,7 +214,7 @@ impl Merger {
                 log::info!("state from `{}` ({sender}) accepted ({} samples)", m.node_id, m.samples_seen);
                 self.last_seq.insert(sender.clone(), seq);
                 self.remember();
-                self.latest.insert(sender, m.snapshot);
+                self.latest.insert(sender, (m.snapshot, Instant::now()));
                 self.report.nodes = self.latest.keys().cloned().collect();
                 self.dirty = true;
                 self.last_arrival = Instant::now();
@@ -208,6 +233,7 @@ impl Merger {
 
     /// Merge the latest states when enough are in and arrivals have settled.
     pub fn poll_merge(&mut self) -> Option<HeadSnapshot> {
+        self.expire();
         if !self.dirty
             || self.latest.len() < self.config.min_nodes.max(1)
             || self.last_arrival.elapsed() < self.config.settle
@@ -215,7 +241,7 @@ impl Merger {
             return None;
         }
         self.dirty = false;
-        let snapshots: Vec<&[u8]> = self.latest.values().map(Vec::as_slice).collect();
+        let snapshots: Vec<&[u8]> = self.latest.values().map(|(s, _)| s.as_slice()).collect();
         let round = self.report.merges + 1;
         match merge_snapshots(&snapshots, self.config.fingerprint, round) {
             Ok((bytes, weights)) => {

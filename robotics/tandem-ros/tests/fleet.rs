@@ -30,6 +30,7 @@ fn merger_config(domain: u16, fingerprint: u32) -> MergerConfig {
         fingerprint,
         min_nodes: 3,
         settle: Duration::from_millis(300),
+        max_age: None,
         trust: tandem_runtime::Trust::allow_unsigned(),
         signer: None,
         state: None,
@@ -104,6 +105,29 @@ fn the_merger_refuses_other_models_and_corrupt_states_and_merges_by_samples_seen
     assert_eq!(merged.samples_seen, 64 + 96 + 128);
     assert_eq!(merger.report().merges, 1);
     assert!(merger.poll_merge().is_none(), "nothing new since");
+}
+
+/// With `max_age`, a state that has not been replaced in time is dropped from the merge: the
+/// fleet no longer waits on (or weighs) a robot that went silent.
+#[test]
+fn stale_states_are_dropped_from_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = write_pair(dir.path());
+    let mut nodes = three_adapted(&peers, &shards());
+    let fp = nodes[0].fingerprint();
+    let max_age = Duration::from_millis(300);
+    let config =
+        MergerConfig { settle: Duration::ZERO, min_nodes: 2, max_age: Some(max_age), ..merger_config(0, fp) };
+    let mut merger = Merger::new(config);
+    merger.accept(snapshot_msg("n0", &mut nodes[0]));
+    std::thread::sleep(max_age + Duration::from_millis(100));
+    merger.accept(snapshot_msg("n1", &mut nodes[1]));
+    assert!(merger.poll_merge().is_none(), "n0's state went stale: one fresh state is no quorum");
+    assert_eq!((merger.report().expired, merger.report().nodes.len()), (1, 1));
+    let fresh = [snapshot_msg("n0", &mut nodes[0]), snapshot_msg("n2", &mut nodes[2])];
+    fresh.into_iter().for_each(|m| merger.accept(m));
+    let merged = merger.poll_merge().expect("three fresh states merge");
+    assert_eq!(merged.samples_seen, 64 + 96 + 128);
 }
 
 struct Running {

@@ -205,6 +205,7 @@ fn the_merger_merges_only_trusted_signed_states_and_signs_the_merge() {
         fingerprint: fp,
         min_nodes: 2,
         settle: Duration::ZERO,
+        max_age: None,
         trust: trusting(&[&robot, &second]),
         signer: Some(fleet.clone()),
         state: Some(dir.path().join("merger.json")),

@@ -27,6 +27,10 @@ pub struct Args {
     pub snapshot_topic: String,
     #[arg(long, default_value = "/tandem/fleet/merged")]
     pub merged_topic: String,
+    /// Drop a node's state from the merge once it is this many seconds old (a silent robot
+    /// stops weighing on the fleet); default: kept until replaced.
+    #[arg(long, value_name = "SECS")]
+    pub max_age: Option<f64>,
     /// Keep the replay memory (last sequence number per sender, merge round) in this file
     /// across restarts.
     #[arg(long)]
@@ -84,6 +88,11 @@ pub fn run(args: Args) -> Result<()> {
         fingerprint,
         min_nodes: args.min_nodes,
         settle: Duration::from_millis(args.settle_ms),
+        max_age: match args.max_age {
+            Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
+            Some(s) => bail!("--max-age {s}: must be > 0 seconds"),
+            None => None,
+        },
         trust: Trust::from_key_files(&trust.pubkeys, trust.allow_unsigned)?,
         signer: trust.sign_key.as_deref().map(Signer::from_key_file).transpose()?,
         state: args.state.clone(),
