@@ -1,7 +1,8 @@
 //! `tandem import`: a foreign ONNX classifier becomes a peer that the other commands take.
 //! On the real PaddleOCR text-direction classifier, and on the committed MNIST8 peers rewritten
-//! as Keras and PyTorch would have exported them (their heads must come back exactly, and
-//! `tandem adapt` must score the imported pair as it scores the originals).
+//! as Keras and PyTorch would have exported them (their heads must come back exactly, `tandem
+//! adapt` must score the imported pair as it scores the originals, and `tandem node` and
+//! `tandem pack` take them).
 
 mod adapt_support;
 
@@ -139,6 +140,21 @@ fn foreign_exports_of_the_reference_peers_import_back_to_the_same_peers() {
             mean(&after, i)
         );
     }
+    // A robot node takes the imported pair: it loads both peers and measures their source
+    // statistics (what `tandem node` needs beside the DDS transport).
+    let sources = dir.path().join("imported.tdss");
+    let node = tandem(&[
+        "node",
+        "--allow-unsigned",
+        "--peers",
+        &list(&imported),
+        "--source",
+        "mnist8",
+        "--write-sources",
+        sources.to_str().unwrap(),
+    ]);
+    assert!(node.status.success(), "tandem node --write-sources: {}", stderr(&node));
+    assert!(std::fs::metadata(&sources).unwrap().len() > 0);
     // And the MCU packer takes it.
     let tdm = dir.path().join("peer1.tdm");
     let pack =
