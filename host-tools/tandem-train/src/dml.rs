@@ -61,6 +61,11 @@ pub struct DistillConfig {
     /// [`TrainData::teacher_logits`]).
     #[serde(default)]
     pub teacher: Option<TeacherSpec>,
+    /// Use the labels of only this fraction of the training samples (chosen by the seed, the
+    /// same every epoch); the others are unlabelled: they train only through the mutual and the
+    /// teacher terms. `None`: every label is used.
+    #[serde(default)]
+    pub labelled_fraction: Option<f64>,
 }
 
 /// The teacher of a run: which model, and the weight of its KL term.
@@ -90,6 +95,7 @@ impl DistillConfig {
             weight_decay: 1e-4,
             limit: None,
             teacher: None,
+            labelled_fraction: None,
         }
     }
 
@@ -104,6 +110,9 @@ impl DistillConfig {
 
     fn check(&self) -> Result<(), DistillError> {
         let bad = |m: &str| Err(DistillError::Option(m.to_owned()));
+        if self.labelled_fraction.is_some_and(|f| !(0.0..=1.0).contains(&f)) {
+            return bad("the labelled fraction must be within 0..=1");
+        }
         if self.cohort.is_empty() || (!self.independent && self.cohort.len() < 2) {
             return bad("mutual learning needs a cohort of at least two peers (e.g. --cohort mlp8,cnn8)");
         }
@@ -134,7 +143,7 @@ impl DistillConfig {
     /// (a resumed run may be extended).
     fn mismatch(&self, saved: &DistillConfig) -> Option<(&'static str, String, String)> {
         let teacher = |c: &DistillConfig| format!("{:?}", c.teacher.as_ref().map(|t| (&t.sha256, t.weight)));
-        let pairs: [(&'static str, String, String); 11] = [
+        let pairs: [(&'static str, String, String); 12] = [
             ("data", saved.data.clone(), self.data.clone()),
             ("cohort", format!("{:?}", saved.cohort), format!("{:?}", self.cohort)),
             ("seed", saved.seed.to_string(), self.seed.to_string()),
@@ -146,6 +155,11 @@ impl DistillConfig {
             ("weight decay", saved.weight_decay.to_string(), self.weight_decay.to_string()),
             ("limit", format!("{:?}", saved.limit), format!("{:?}", self.limit)),
             ("teacher", teacher(saved), teacher(self)),
+            (
+                "labelled fraction",
+                format!("{:?}", saved.labelled_fraction),
+                format!("{:?}", self.labelled_fraction),
+            ),
         ];
         pairs.into_iter().find(|(_, a, b)| a != b)
     }
@@ -277,6 +291,7 @@ impl Observer for Silent {}
 pub fn dml_losses(
     logits: &[Tensor],
     labels: &Tensor,
+    labelled_rows: Option<&Tensor>,
     temperature: f64,
     lambda: f64,
     mutual: bool,
@@ -293,7 +308,13 @@ pub fn dml_losses(
         .collect::<candle_core::Result<_>>()?;
     let mut out = Vec::with_capacity(k);
     for (i, z) in logits.iter().enumerate() {
-        let ce = candle_nn::loss::cross_entropy(z, labels)?;
+        let ce = match labelled_rows {
+            None => candle_nn::loss::cross_entropy(z, labels)?,
+            Some(rows) if rows.dim(0)? == 0 => Tensor::zeros((), DType::F32, &Device::Cpu)?,
+            Some(rows) => {
+                candle_nn::loss::cross_entropy(&z.index_select(rows, 0)?, &labels.index_select(rows, 0)?)?
+            }
+        };
         let kl = if mutual && k > 1 && lambda > 0.0 {
             let log_q = log_softmax(&(z / temperature)?, D::Minus1)?;
             let mut sum = Tensor::zeros((), DType::F32, &Device::Cpu)?;
@@ -594,6 +615,14 @@ pub fn distill(
     };
 
     let sample_len = data.sample_len;
+    // Which training samples keep their label (`labelled_fraction`): the first of a seeded order.
+    let labelled: Option<Vec<bool>> = config.labelled_fraction.map(|f| {
+        let order = epoch_order(config.seed ^ 0x1abe11ed, 0, train.len());
+        let keep = (f * train.len() as f64).round() as usize;
+        let mut mask = vec![false; train.len()];
+        order.iter().take(keep).for_each(|&i| mask[i] = true);
+        mask
+    });
     let batches = train.len().div_ceil(config.batch_size);
     observer.start(&config.cohort, state.epochs_done + 1, config.epochs, batches);
     for epoch in state.epochs_done + 1..=config.epochs {
@@ -616,8 +645,22 @@ pub fn distill(
                 .map(|p| p.forward_train(&batch_tensor(&xb, idx.len(), &p.spec.input_shape)?))
                 .collect::<Result<_, _>>()?;
             let logits: Vec<Tensor> = outs.iter().map(|o| o.logits.clone()).collect();
-            let mut losses =
-                dml_losses(&logits, &labels, config.temperature, config.lambda, !config.independent)?;
+            let rows: Option<Tensor> = labelled
+                .as_ref()
+                .map(|l| {
+                    let r: Vec<u32> = (0..idx.len() as u32).filter(|&r| l[idx[r as usize]]).collect();
+                    let n = r.len();
+                    Tensor::from_vec(r, n, &Device::Cpu)
+                })
+                .transpose()?;
+            let mut losses = dml_losses(
+                &logits,
+                &labels,
+                rows.as_ref(),
+                config.temperature,
+                config.lambda,
+                !config.independent,
+            )?;
             if let (Some(spec), Some(t)) = (&config.teacher, &teacher_logits) {
                 let rows: Vec<f32> =
                     idx.iter().flat_map(|&i| &t[i * classes..(i + 1) * classes]).copied().collect();
@@ -770,13 +813,41 @@ mod tests {
         Tensor::from_vec(flat, (v.len(), 3), &Device::Cpu).unwrap()
     }
 
+    /// With labelled rows given, the cross-entropy is over those rows only (none: zero), and the
+    /// mutual term still covers the whole batch.
+    #[test]
+    fn unlabelled_rows_have_no_cross_entropy_but_keep_the_mutual_term() {
+        let z1 = t(&[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [0.3, 0.2, 0.1]]);
+        let z2 = t(&[[0.5, 0.0, 1.5], [2.0, 1.0, 0.0], [1.0, 1.0, 1.0]]);
+        let y = Tensor::new(&[1u32, 2, 0], &Device::Cpu).unwrap();
+        let rows = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        let none = Tensor::new(&[] as &[u32], &Device::Cpu).unwrap();
+        let all = dml_losses(&[z1.clone(), z2.clone()], &y, None, 2.0, 0.5, true).unwrap();
+        let some = dml_losses(&[z1.clone(), z2.clone()], &y, Some(&rows), 2.0, 0.5, true).unwrap();
+        let zero = dml_losses(&[z1.clone(), z2.clone()], &y, Some(&none), 2.0, 0.5, true).unwrap();
+        let subset = candle_nn::loss::cross_entropy(
+            &z1.index_select(&rows, 0).unwrap(),
+            &y.index_select(&rows, 0).unwrap(),
+        )
+        .unwrap();
+        let v = |t: &Tensor| t.to_scalar::<f32>().unwrap();
+        assert_eq!(v(&some[0].1), v(&subset));
+        assert_ne!(v(&some[0].1), v(&all[0].1));
+        assert_eq!(v(&zero[0].1), 0.0);
+        assert_eq!(
+            (v(&some[0].2), v(&zero[0].2)),
+            (v(&all[0].2), v(&all[0].2)),
+            "the mutual term is unchanged"
+        );
+    }
+
     #[test]
     fn kl_term_matches_a_hand_computation() {
         let z1 = t(&[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]);
         let z2 = t(&[[0.5, 0.0, 1.5], [2.0, 1.0, 0.0]]);
         let y = Tensor::new(&[1u32, 2], &Device::Cpu).unwrap();
         let temperature = 2.0f64;
-        let losses = dml_losses(&[z1.clone(), z2.clone()], &y, temperature, 0.5, true).unwrap();
+        let losses = dml_losses(&[z1.clone(), z2.clone()], &y, None, temperature, 0.5, true).unwrap();
         let softmax = |z: &[f32]| {
             let e: Vec<f64> = z.iter().map(|v| (*v as f64 / temperature).exp()).collect();
             let s: f64 = e.iter().sum();
@@ -795,9 +866,9 @@ mod tests {
         let ce = losses[0].1.to_scalar::<f32>().unwrap();
         assert!((total - (ce + 0.5 * kl as f32)).abs() < 1e-6);
         // Independent training has no KL term; identical peers have none either.
-        let alone = dml_losses(&[z1.clone(), z2.clone()], &y, temperature, 0.5, false).unwrap();
+        let alone = dml_losses(&[z1.clone(), z2.clone()], &y, None, temperature, 0.5, false).unwrap();
         assert_eq!(alone[0].2.to_scalar::<f32>().unwrap(), 0.0);
-        let same = dml_losses(&[z1.clone(), z1.clone()], &y, temperature, 0.5, true).unwrap();
+        let same = dml_losses(&[z1.clone(), z1.clone()], &y, None, temperature, 0.5, true).unwrap();
         assert!(same[0].2.to_scalar::<f32>().unwrap().abs() < 1e-6);
     }
 
@@ -832,7 +903,7 @@ mod tests {
         let z2 = candle_core::Var::from_tensor(&t(&[[0.5, 0.0, 1.5]])).unwrap();
         let y = Tensor::new(&[0u32], &Device::Cpu).unwrap();
         let losses =
-            dml_losses(&[z1.as_tensor().clone(), z2.as_tensor().clone()], &y, 3.0, 1.0, true).unwrap();
+            dml_losses(&[z1.as_tensor().clone(), z2.as_tensor().clone()], &y, None, 3.0, 1.0, true).unwrap();
         let grads = losses[0].0.backward().unwrap();
         assert!(grads.get(z1.as_tensor()).is_some());
         assert!(grads.get(z2.as_tensor()).is_none(), "peer 0's loss must not move peer 1");

@@ -248,3 +248,33 @@ fn a_run_with_batch_norm_resumes_exactly() {
     assert!(a.iter().any(|(n, _)| n.ends_with("l1.running_var")), "the running statistics are saved");
     assert!(a == b, "resumed run differs from the uninterrupted one");
 }
+
+/// `labelled_fraction`: the unlabelled samples add no cross-entropy (with none labelled and no
+/// mutual or teacher term, the training cross-entropy is exactly 0), half labelled gives some;
+/// a run cannot be resumed with another fraction.
+#[test]
+fn unlabelled_samples_train_only_through_the_mutual_and_teacher_terms() {
+    let data = mnist8(1);
+    let alone = |fraction: f64| DistillConfig {
+        epochs: 1,
+        limit: Some(400),
+        independent: true,
+        labelled_fraction: Some(fraction),
+        ..DistillConfig::new("mnist8", vec![Arch::Mlp8], 3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let none = dml::distill(&alone(0.0), &data, &[], dir.path(), false, &mut Silent).unwrap();
+    assert_eq!(none.epochs[0].peers[0].train_ce, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let half = dml::distill(&alone(0.5), &data, &[], dir.path(), false, &mut Silent).unwrap();
+    assert!(half.epochs[0].peers[0].train_ce > 0.1, "{:?}", half.epochs[0].peers[0]);
+    let mutual = DistillConfig { independent: false, cohort: vec![Arch::Mlp8, Arch::Cnn8], ..alone(0.0) };
+    let dir = tempfile::tempdir().unwrap();
+    let m = dml::distill(&mutual, &data, &[], dir.path(), false, &mut Silent).unwrap();
+    assert!(m.epochs[0].peers[0].train_kl > 0.0 && m.epochs[0].peers[0].train_ce == 0.0);
+    let other = DistillConfig { labelled_fraction: Some(0.25), ..mutual };
+    let err = dml::distill(&other, &data, &[], dir.path(), true, &mut Silent).unwrap_err();
+    assert!(matches!(err, DistillError::ResumeMismatch { field: "labelled fraction", .. }), "{err}");
+    let bad = dml::distill(&alone(1.5), &data, &[], tempfile::tempdir().unwrap().path(), false, &mut Silent);
+    assert!(matches!(bad, Err(DistillError::Option(_))));
+}

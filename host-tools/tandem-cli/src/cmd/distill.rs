@@ -74,6 +74,10 @@ pub struct Args {
     /// Weight of the teacher's KL term.
     #[arg(long, default_value_t = 1.0, requires = "teacher")]
     pub teacher_weight: f64,
+    /// Use the labels of only this fraction of the training samples (0..1, chosen by --seed);
+    /// the rest train unlabelled, through the mutual and teacher terms only.
+    #[arg(long)]
+    pub labelled_fraction: Option<f64>,
 }
 
 /// Run `tandem distill`.
@@ -96,6 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .as_deref()
             .map(|t| tandem_harness::teacher::spec(t, args.teacher_weight))
             .transpose()?,
+        labelled_fraction: args.labelled_fraction,
         ..DistillConfig::new(&args.data, cohort, args.seed)
     };
     if args.compare {
