@@ -207,8 +207,12 @@ fn compare(base: &DistillConfig, args: &Args, out: &Path) -> anyhow::Result<()> 
         let all: Vec<f64> = runs.iter().flat_map(|m| m.epochs.iter().map(|e| e.samples_per_second)).collect();
         report::mean_std(&all).0
     };
+    let labels = match base.labelled_fraction {
+        Some(f) => format!(", labels of {:.1} % of the training samples", 100.0 * f),
+        None => String::new(),
+    };
     let text = format!(
-        "Cohort `{}` on `{}`: {} epochs, T = {}, λ = {}, batch {}, lr {}, seeds {:?}.\n\
+        "Cohort `{}` on `{}`: {} epochs, T = {}, λ = {}, batch {}, lr {}, seeds {:?}{}.\n\
          Accuracy of each peer's best-validation checkpoint, mean ± sample std over seeds.\n\n{}\n\
          Training throughput (samples/s, whole cohort): alone {:.0}, mutual {:.0}.\n",
         args.cohort,
@@ -219,6 +223,7 @@ fn compare(base: &DistillConfig, args: &Args, out: &Path) -> anyhow::Result<()> 
         base.batch_size,
         base.lr,
         args.seeds,
+        labels,
         report::markdown(&rows),
         throughput(&alone),
         throughput(&mutual),
