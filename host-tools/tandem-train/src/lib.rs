@@ -1,12 +1,15 @@
 //! Training: peer architectures, the candle models, deep mutual learning, checkpoints, and
 //! export to ONNX with the `peer.toml` sidecar.
 //!
-//! Training runs on candle (CPU); see `docs/ARCHITECTURE.md`, "Training framework".
+//! Training runs on Tandem's own CPU engine ([`engine`]: forward and backward passes of the
+//! layers a spec can hold, checked against candle's autograd); candle holds the parameters for
+//! checkpoints and export. See `docs/ARCHITECTURE.md`, "Training framework".
 
 pub mod arch;
 pub mod checkpoint;
 pub mod data;
 pub mod dml;
+pub mod engine;
 pub mod export;
 pub mod model;
 pub mod optim;

@@ -1,4 +1,8 @@
 //! A peer network in candle: parameters as [`Var`]s and the forward pass of a [`NetSpec`].
+//!
+//! The parameter store of checkpoints and export. Training and evaluation run on the engine
+//! ([`crate::engine`]); this forward pass and candle's autograd are the reference its tests
+//! check it against.
 
 use super::arch::{Layer, NetSpec, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 use candle_core::{DType, Device, Tensor, Var};

@@ -1,139 +1,132 @@
-//! AdamW whose moments can be saved and restored, so an interrupted run resumes exactly.
+//! AdamW on the engine's flat parameters, with a state that can be saved and restored so an
+//! interrupted run resumes exactly.
 //!
-//! candle-nn's `AdamW` keeps its moments private; this one computes the same update (same
-//! formula and operation order, checked against candle's in the tests) on candle tensors and
-//! exposes its state for checkpoints. Gradients still come from candle's autograd.
+//! The update is candle-nn's `AdamW`, the same formula in the same `f32` operation order (the
+//! tests check it bit for bit against candle's on candle's own gradients).
 
-use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
 use candle_nn::ParamsAdamW;
 
-/// AdamW over a list of variables with checkpointable state.
+/// AdamW over a list of parameter vectors.
 pub struct AdamW {
-    vars: Vec<Var>,
-    first: Vec<Var>,
-    second: Vec<Var>,
-    step: usize,
+    state: AdamState,
     params: ParamsAdamW,
 }
 
-/// The optimizer state: step count and both moments per variable, in variable order.
+/// The optimizer state: step count and both moments per parameter, in parameter order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdamState {
     pub step: usize,
-    pub first: Vec<Tensor>,
-    pub second: Vec<Tensor>,
+    pub first: Vec<Vec<f32>>,
+    pub second: Vec<Vec<f32>>,
 }
 
 impl AdamW {
-    /// A fresh optimizer (zero moments, step 0).
-    pub fn new(vars: Vec<Var>, params: ParamsAdamW) -> candle_core::Result<Self> {
-        let zeros = |v: &Var| Var::zeros(v.shape(), v.dtype(), v.device());
-        let first = vars.iter().map(zeros).collect::<candle_core::Result<_>>()?;
-        let second = vars.iter().map(zeros).collect::<candle_core::Result<_>>()?;
-        Ok(Self { vars, first, second, step: 0, params })
+    /// A fresh optimizer (zero moments, step 0) for parameters of these lengths.
+    pub fn new(lengths: impl IntoIterator<Item = usize>, params: ParamsAdamW) -> Self {
+        let zeros: Vec<Vec<f32>> = lengths.into_iter().map(|n| vec![0.0; n]).collect();
+        Self { state: AdamState { step: 0, first: zeros.clone(), second: zeros }, params }
     }
 
-    /// A copy of the state for a checkpoint (later steps do not change it).
-    pub fn state(&self) -> candle_core::Result<AdamState> {
-        Ok(AdamState {
-            step: self.step,
-            first: self.first.iter().map(|v| v.copy()).collect::<candle_core::Result<_>>()?,
-            second: self.second.iter().map(|v| v.copy()).collect::<candle_core::Result<_>>()?,
-        })
+    /// The state, for a checkpoint.
+    pub fn state(&self) -> &AdamState {
+        &self.state
     }
 
-    /// Restore a state taken with [`AdamW::state`] from an optimizer over the same variables.
-    pub fn load_state(&mut self, state: &AdamState) -> candle_core::Result<()> {
-        if state.first.len() != self.vars.len() || state.second.len() != self.vars.len() {
-            candle_core::bail!(
-                "optimizer state has {} moments for {} variables",
-                state.first.len(),
-                self.vars.len()
-            );
+    /// Restore a state taken with [`AdamW::state`] from an optimizer over the same parameters.
+    pub fn load_state(&mut self, state: AdamState) -> Result<(), String> {
+        let lengths = |m: &[Vec<f32>]| m.iter().map(Vec::len).collect::<Vec<_>>();
+        let want = lengths(&self.state.first);
+        if lengths(&state.first) != want || lengths(&state.second) != want {
+            return Err(format!(
+                "optimizer state has moments of lengths {:?}, the parameters need {want:?}",
+                lengths(&state.first)
+            ));
         }
-        for ((m, v), (sm, sv)) in
-            self.first.iter().zip(&self.second).zip(state.first.iter().zip(&state.second))
-        {
-            m.set(sm)?;
-            v.set(sv)?;
-        }
-        self.step = state.step;
+        self.state = state;
         Ok(())
     }
 
-    /// One AdamW update of every variable that has a gradient in `grads`.
-    pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.step += 1;
+    /// One AdamW update of every parameter from its gradient.
+    pub fn step(&mut self, values: &mut [Vec<f32>], grads: &[Vec<f32>]) {
+        let s = &mut self.state;
+        s.step += 1;
         let p = &self.params;
-        let scale_m = 1f64 / (1f64 - p.beta1.powi(self.step as i32));
-        let scale_v = 1f64 / (1f64 - p.beta2.powi(self.step as i32));
-        for ((theta, m), v) in self.vars.iter().zip(&self.first).zip(&self.second) {
-            let Some(g) = grads.get(theta) else { continue };
-            let next_m = ((m.as_tensor() * p.beta1)? + (g * (1.0 - p.beta1))?)?;
-            let next_v = ((v.as_tensor() * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
-            let m_hat = (&next_m * scale_m)?;
-            let v_hat = (&next_v * scale_v)?;
-            let decayed = (theta.as_tensor() * (1f64 - p.lr * p.weight_decay))?;
-            let adjusted = (m_hat / (v_hat.sqrt()? + p.eps)?)?;
-            let next_theta = (decayed - (adjusted * p.lr)?)?;
-            m.set(&next_m)?;
-            v.set(&next_v)?;
-            theta.set(&next_theta)?;
+        let scale_m = (1f64 / (1f64 - p.beta1.powi(s.step as i32))) as f32;
+        let scale_v = (1f64 / (1f64 - p.beta2.powi(s.step as i32))) as f32;
+        let (b1, b2, eps, lr) = (p.beta1 as f32, p.beta2 as f32, p.eps as f32, p.lr as f32);
+        let (keep1, keep2) = ((1.0 - p.beta1) as f32, (1.0 - p.beta2) as f32);
+        let decay = (1f64 - p.lr * p.weight_decay) as f32;
+        let moments = s.first.iter_mut().zip(s.second.iter_mut());
+        for ((theta, g), (m, v)) in values.iter_mut().zip(grads).zip(moments) {
+            for (((t, &g), m), v) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = *m * b1 + g * keep1;
+                *v = *v * b2 + g * g * keep2;
+                let adjusted = *m * scale_m / ((*v * scale_v).sqrt() + eps);
+                *t = *t * decay - adjusted * lr;
+            }
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Tensor, Var};
     use candle_nn::Optimizer;
 
+    const W0: [f32; 4] = [0.5, -1.0, 2.0, 0.1];
+
     fn problem() -> (Var, Tensor) {
-        let w = Var::from_vec(vec![0.5f32, -1.0, 2.0, 0.1], (2, 2), &Device::Cpu).unwrap();
+        let w = Var::from_vec(W0.to_vec(), (2, 2), &Device::Cpu).unwrap();
         let x = Tensor::new(&[[1.0f32, 2.0], [3.0, -1.0], [0.5, 0.25]], &Device::Cpu).unwrap();
         (w, x)
     }
 
-    fn loss(w: &Var, x: &Tensor) -> Tensor {
-        x.matmul(&w.as_tensor().t().unwrap()).unwrap().sqr().unwrap().mean_all().unwrap()
+    /// The gradient of `mean((x wᵀ)²)` at `w`, by candle's autograd.
+    fn grad(w: &[f32], x: &Tensor) -> Vec<f32> {
+        let w = Var::from_vec(w.to_vec(), (2, 2), &Device::Cpu).unwrap();
+        let loss = x.matmul(&w.as_tensor().t().unwrap()).unwrap().sqr().unwrap().mean_all().unwrap();
+        loss.backward().unwrap().get(&w).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     }
 
     #[test]
     fn matches_candle_adamw_bit_for_bit() {
         let params = ParamsAdamW { lr: 0.01, weight_decay: 0.05, ..Default::default() };
-        let (w1, x) = problem();
-        let (w2, _) = problem();
-        let mut ours = AdamW::new(vec![w1.clone()], params.clone()).unwrap();
-        let mut theirs = candle_nn::AdamW::new(vec![w2.clone()], params).unwrap();
+        let (w, x) = problem();
+        let mut theirs = candle_nn::AdamW::new(vec![w.clone()], params.clone()).unwrap();
+        let mut ours = AdamW::new([4], params);
+        let mut values = vec![W0.to_vec()];
         for _ in 0..5 {
-            ours.step(&loss(&w1, &x).backward().unwrap()).unwrap();
-            theirs.step(&loss(&w2, &x).backward().unwrap()).unwrap();
+            let loss = x.matmul(&w.as_tensor().t().unwrap()).unwrap().sqr().unwrap().mean_all().unwrap();
+            theirs.step(&loss.backward().unwrap()).unwrap();
+            let g = grad(&values[0], &x);
+            ours.step(&mut values, &[g]);
         }
-        let v = |w: &Var| w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(v(&w1), v(&w2));
-        assert_ne!(v(&w1), vec![0.5, -1.0, 2.0, 0.1]);
+        assert_eq!(values[0], w.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_ne!(values[0], W0.to_vec());
     }
 
     #[test]
     fn restored_state_continues_exactly() {
         let params = ParamsAdamW { lr: 0.01, ..Default::default() };
-        let (w1, x) = problem();
-        let mut a = AdamW::new(vec![w1.clone()], params.clone()).unwrap();
+        let (_, x) = problem();
+        let mut a = AdamW::new([4], params.clone());
+        let mut wa = vec![W0.to_vec()];
         for _ in 0..3 {
-            a.step(&loss(&w1, &x).backward().unwrap()).unwrap();
+            let g = grad(&wa[0], &x);
+            a.step(&mut wa, &[g]);
         }
-        // Snapshot, then continue both the original and a restored copy.
-        let state = a.state().unwrap();
-        let w2 = Var::from_tensor(&w1.as_detached_tensor()).unwrap();
-        let mut b = AdamW::new(vec![w2.clone()], params).unwrap();
-        b.load_state(&state).unwrap();
+        let mut b = AdamW::new([4], params);
+        assert!(b
+            .load_state(AdamState { step: 0, first: vec![vec![0.0; 3]], second: vec![vec![0.0; 4]] })
+            .is_err());
+        b.load_state(a.state().clone()).unwrap();
+        let mut wb = wa.clone();
         for _ in 0..3 {
-            a.step(&loss(&w1, &x).backward().unwrap()).unwrap();
-            b.step(&loss(&w2, &x).backward().unwrap()).unwrap();
+            let (ga, gb) = (grad(&wa[0], &x), grad(&wb[0], &x));
+            a.step(&mut wa, &[ga]);
+            b.step(&mut wb, &[gb]);
         }
-        let v = |w: &Var| w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(v(&w1), v(&w2));
+        assert_eq!(wa, wb);
     }
 }

@@ -1,6 +1,6 @@
 //! Every architecture, trained briefly on its real dataset, exported to ONNX (f32 and f16) and run
 //! back with tract and with ONNX Runtime through `tandem_runtime::Session`: the logits and features
-//! match candle's on 256 real test samples within 1e-4 (f16, ONNX Runtime only: 1e-2). The graph and sidecar follow
+//! match the training engine's inference pass on 256 real test samples within 1e-4 (f16, ONNX Runtime only: 1e-2). The graph and sidecar follow
 //! the peer contract the runtime and adaptation code rely on.
 //!
 //! Needs `tandem data fetch mnist imu fashion-mnist onnxruntime` (scripts/test runs it); a missing
@@ -155,27 +155,27 @@ fn check_contract(path: &Path, arch: &Arch, classes: usize, precision: Precision
 }
 
 #[test]
-fn mlp8_export_matches_candle_on_tract_and_onnx_runtime() {
+fn mlp8_export_matches_the_trainer_on_tract_and_onnx_runtime() {
     check_arch(Arch::Mlp8, "mnist8");
 }
 
 #[test]
-fn cnn8_export_matches_candle_on_tract_and_onnx_runtime() {
+fn cnn8_export_matches_the_trainer_on_tract_and_onnx_runtime() {
     check_arch(Arch::Cnn8, "mnist8");
 }
 
 #[test]
-fn imu1d_export_matches_candle_on_tract_and_onnx_runtime() {
+fn imu1d_export_matches_the_trainer_on_tract_and_onnx_runtime() {
     check_arch(Arch::Imu1d, "imu-right");
 }
 
 #[test]
-fn imu_stats_export_matches_candle_on_tract_and_onnx_runtime() {
+fn imu_stats_export_matches_the_trainer_on_tract_and_onnx_runtime() {
     check_arch(Arch::ImuStats, "imu-right");
 }
 
 #[test]
-fn fashion_cnn_export_matches_candle_on_tract_and_onnx_runtime() {
+fn fashion_cnn_export_matches_the_trainer_on_tract_and_onnx_runtime() {
     check_arch(Arch::FashionCnn, "fashion-mnist");
 }
 
@@ -183,7 +183,7 @@ fn fashion_cnn_export_matches_candle_on_tract_and_onnx_runtime() {
 /// ones, pooling, two dense layers) trains, exports and runs the same on both backends, and its
 /// checkpoint rebuilds it.
 #[test]
-fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime() {
+fn a_user_architecture_file_exports_and_matches_the_trainer_on_tract_and_onnx_runtime() {
     let text = r#"
         name = "my-cnn"
         input = [1, 8, 8]
@@ -206,11 +206,11 @@ fn a_user_architecture_file_exports_and_matches_candle_on_tract_and_onnx_runtime
 
 /// Batch norm after a convolution, a depthwise convolution and the last dense layer trains with
 /// batch statistics, keeps its running statistics in the checkpoint, and exports folded into
-/// the layers before it: the graph has no batch norm node and runs like candle's inference pass.
+/// the layers before it: the graph has no batch norm node and runs like the trainer's inference pass.
 /// A ResNet-style residual block (two 3×3 convolutions with batch norm, added to its input)
 /// exports as an ONNX `Add` of the block's output and its input.
 #[test]
-fn batch_norm_layers_fold_into_the_export_and_match_candle() {
+fn batch_norm_layers_fold_into_the_export_and_match_the_trainer() {
     let text = r#"
         name = "bn-cnn"
         input = [1, 8, 8]
