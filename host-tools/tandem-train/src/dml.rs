@@ -16,7 +16,9 @@
 use super::arch::Arch;
 use super::checkpoint::{self, CheckpointError, CheckpointMeta, CHECKPOINT_FORMAT};
 use super::data::{self, DataError, Split, TrainData};
-use super::engine::loss::{count_correct, dml_losses, LossConfig, Targets};
+use super::engine::loss::{
+    count_correct, dml_losses, expected_calibration_error, softmax_rows, LossConfig, Targets,
+};
 use super::engine::Net;
 use super::model::{init_rng, ModelError, PeerNet};
 use super::optim::{AdamState, AdamW};
@@ -41,6 +43,9 @@ const STATE_FORMAT: u32 = 1;
 
 /// Samples per forward pass when evaluating.
 const EVAL_BATCH: usize = 512;
+
+/// Confidence bins of the expected calibration error.
+const ECE_BINS: usize = 15;
 
 /// Everything that determines a run's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +251,9 @@ pub struct PeerSummary {
     pub test_accuracy: f64,
     /// Accuracy of the best checkpoint on each extra dataset (target domains), by name.
     pub transfer: BTreeMap<String, f64>,
+    /// Expected calibration error of the best checkpoint on the source test split (15 bins).
+    #[serde(default)]
+    pub test_ece: Option<f64>,
 }
 
 /// Sizes and provenance of the data a run used.
@@ -269,6 +277,10 @@ pub struct Metrics {
     pub epochs: Vec<EpochMetrics>,
     /// Filled in when the run finishes.
     pub peers: Vec<PeerSummary>,
+    /// Source test accuracy of the cohort's ensemble (the mean of the peers' softmax outputs),
+    /// filled in when the run finishes.
+    #[serde(default)]
+    pub ensemble_test_accuracy: Option<f64>,
     pub finished: bool,
 }
 
@@ -526,6 +538,7 @@ pub fn distill(
         threads: rayon::current_num_threads(),
         epochs: state.history.clone(),
         peers: Vec::new(),
+        ensemble_test_accuracy: None,
         finished: false,
     };
     let checkpoint_name = |k: usize, arch: &Arch| format!("peer{k}-{arch}.safetensors");
@@ -669,11 +682,17 @@ pub fn distill(
     let test_x = data::normalise(&data.test.x, sample_len, &norm);
     let targets_x: Vec<(&String, Vec<f32>, &Vec<u8>)> =
         targets.iter().map(|(name, s)| (name, data::normalise(&s.x, sample_len, &norm), &s.y)).collect();
+    let mut ensemble = vec![0f64; data.test.len() * classes];
     for (p, arch) in config.cohort.iter().enumerate() {
         let file = checkpoint_name(p, arch);
         let path = out.join(&file);
         let (mut meta, peer) = checkpoint::load_peer(&path)?;
-        let (_, test_accuracy) = evaluate(&peer, &test_x, &data.test.y)?;
+        let (logits, _) = predict(&peer, &test_x)?;
+        let test_accuracy =
+            count_correct(&logits, classes, &data.test.y) as f64 / data.test.len().max(1) as f64;
+        let probs = softmax_rows(&logits, classes);
+        let test_ece = expected_calibration_error(&probs, classes, &data.test.y, ECE_BINS);
+        ensemble.iter_mut().zip(&probs).for_each(|(e, p)| *e += p / config.cohort.len() as f64);
         let mut transfer = BTreeMap::new();
         for (name, x, y) in &targets_x {
             transfer.insert((*name).clone(), evaluate(&peer, x, y)?.1);
@@ -689,8 +708,11 @@ pub fn distill(
             best_val_accuracy: meta.val_accuracy,
             test_accuracy,
             transfer,
+            test_ece: Some(test_ece),
         });
     }
+    let ensemble_correct = count_correct(&ensemble, classes, &data.test.y);
+    metrics.ensemble_test_accuracy = Some(ensemble_correct as f64 / data.test.len().max(1) as f64);
     metrics.finished = true;
     write_metrics(out, &metrics)?;
     Ok(metrics)

@@ -87,6 +87,35 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// A Markdown table of what the best checkpoints give beyond each peer's accuracy, alone vs
+/// mutual: each peer's expected calibration error on the source test split (percent, lower is
+/// better) and the ensemble's source test accuracy (the mean of the peers' softmax outputs).
+/// Runs from before these were recorded are left out.
+pub fn calibration_markdown(independent: &[Metrics], mutual: &[Metrics]) -> String {
+    let pct = |v: &[f64]| match mean_std(v) {
+        (m, _) if m.is_nan() => "–".to_owned(),
+        (m, s) => format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s),
+    };
+    let ece = |runs: &[Metrics], k: usize| -> Vec<f64> {
+        runs.iter().filter_map(|m| m.peers.get(k).and_then(|p| p.test_ece)).collect()
+    };
+    let mut out = String::from("| measure (source test) | alone | mutual |\n|---|---|---|\n");
+    let peers = independent.first().or(mutual.first()).map_or(&[][..], |m| &m.peers[..]);
+    for p in peers {
+        let (a, m) = (ece(independent, p.index), ece(mutual, p.index));
+        let _ = writeln!(out, "| ECE (%), peer {} `{}` | {} | {} |", p.index, p.arch, pct(&a), pct(&m));
+    }
+    let ensemble =
+        |runs: &[Metrics]| -> Vec<f64> { runs.iter().filter_map(|m| m.ensemble_test_accuracy).collect() };
+    let _ = writeln!(
+        out,
+        "| ensemble accuracy (%) | {} | {} |",
+        pct(&ensemble(independent)),
+        pct(&ensemble(mutual))
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

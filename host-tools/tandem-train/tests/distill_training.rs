@@ -51,10 +51,16 @@ fn mutual_learning_trains_every_peer_and_writes_checkpoints_and_metrics() {
     assert!(metrics.finished);
     assert_eq!(metrics.epochs.len(), 2);
     assert_eq!(metrics.dataset.train, 2500);
+    let ensemble = metrics.ensemble_test_accuracy.expect("recorded");
+    let worst = metrics.peers.iter().map(|p| p.test_accuracy).fold(1.0, f64::min);
+    assert!(ensemble > worst - 0.02 && ensemble <= 1.0, "ensemble {ensemble}, worst peer {worst}");
     for (k, p) in metrics.peers.iter().enumerate() {
         // 10 classes: chance is 10 %. Two short epochs already learn the digits.
         assert!(p.best_val_accuracy > 0.75, "peer {k}: val {}", p.best_val_accuracy);
         assert!(p.test_accuracy > 0.75, "peer {k}: test {}", p.test_accuracy);
+        // Calibration error: |accuracy − confidence| averaged over bins, at most 1 − 1/classes.
+        let ece = p.test_ece.expect("recorded");
+        assert!(ece > 0.0 && ece < 0.25, "peer {k}: ECE {ece}");
         let kl = metrics.epochs[0].peers[k].train_kl;
         assert!(kl > 0.0, "peer {k}: the mutual term is active ({kl})");
         // The checkpoint is the best epoch, scored on the test split.

@@ -214,6 +214,7 @@ fn compare(base: &DistillConfig, args: &Args, out: &Path) -> anyhow::Result<()> 
     let text = format!(
         "Cohort `{}` on `{}`: {} epochs, T = {}, λ = {}, batch {}, lr {}, seeds {:?}{}.\n\
          Accuracy of each peer's best-validation checkpoint, mean ± sample std over seeds.\n\n{}\n\
+         Calibration (expected calibration error, 15 bins) and the ensemble of the cohort:\n\n{}\n\
          Training throughput (samples/s, whole cohort): alone {:.0}, mutual {:.0}.\n",
         args.cohort,
         base.data,
@@ -225,6 +226,7 @@ fn compare(base: &DistillConfig, args: &Args, out: &Path) -> anyhow::Result<()> 
         args.seeds,
         labels,
         report::markdown(&rows),
+        report::calibration_markdown(&alone, &mutual),
         throughput(&alone),
         throughput(&mutual),
     );

@@ -167,7 +167,11 @@ impl ConvGeometry {
             let dxs = &mut dx[s * sample..(s + 1) * sample];
             self.for_each_run(|row, pos, from, len| {
                 let src = &cols[row * width + s * p + pos..][..len];
-                dxs[from..].iter_mut().step_by(step).zip(src).for_each(|(d, v)| *d += v);
+                if step == 1 {
+                    dxs[from..from + len].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                } else {
+                    dxs[from..].iter_mut().step_by(step).zip(src).for_each(|(d, v)| *d += v);
+                }
             });
         }
     }
@@ -205,17 +209,24 @@ pub(crate) fn max_pool2(
     y: &mut Vec<f32>,
     argmax: &mut Vec<u32>,
 ) {
-    y.clear();
-    argmax.clear();
-    for plane in 0..planes {
-        for oy in 0..h / 2 {
-            let top = plane * h * w + 2 * oy * w;
-            for ox in 0..w / 2 {
-                let at = [top + 2 * ox, top + 2 * ox + 1, top + w + 2 * ox, top + w + 2 * ox + 1];
-                let best = at.into_iter().reduce(|b, i| if x[i] > x[b] { i } else { b }).expect("four");
-                y.push(x[best]);
-                argmax.push(best as u32);
+    let (oh, ow) = (h / 2, w / 2);
+    y.resize(planes * oh * ow, 0.0);
+    argmax.resize(planes * oh * ow, 0);
+    let outputs = y.chunks_exact_mut(ow).zip(argmax.chunks_exact_mut(ow));
+    for (row, (ys, args)) in outputs.enumerate() {
+        let (plane, oy) = (row / oh, row % oh);
+        let top = plane * h * w + 2 * oy * w;
+        let (upper, lower) = (&x[top..top + 2 * ow], &x[top + w..top + w + 2 * ow]);
+        let windows = upper.chunks_exact(2).zip(lower.chunks_exact(2));
+        for (ox, ((u, l), (yv, at))) in windows.zip(ys.iter_mut().zip(args.iter_mut())).enumerate() {
+            let (mut best, mut value) = (top + 2 * ox, u[0]);
+            for (offset, v) in [(1, u[1]), (w, l[0]), (w + 1, l[1])] {
+                if v > value {
+                    (best, value) = (top + 2 * ox + offset, v);
+                }
             }
+            *yv = value;
+            *at = best as u32;
         }
     }
 }

@@ -108,13 +108,36 @@ fn log_softmax_rows(z: &[f32], classes: usize, t: f64) -> Vec<f64> {
     out
 }
 
-/// Rows of `[N, classes]` logits whose largest value is at the label (first maximum on ties).
-pub fn count_correct(logits: &[f32], classes: usize, labels: &[u8]) -> usize {
+/// Row-wise softmax of `[N, classes]` logits.
+pub fn softmax_rows(z: &[f32], classes: usize) -> Vec<f64> {
+    log_softmax_rows(z, classes, 1.0).into_iter().map(f64::exp).collect()
+}
+
+/// Expected calibration error of `[N, classes]` probabilities: the mean over `bins` equal-width
+/// confidence bins of |accuracy − mean confidence|, weighted by the bin's share of the samples
+/// (Guo et al. 2017; 15 bins is their choice). 0 for no samples.
+pub fn expected_calibration_error(probs: &[f64], classes: usize, labels: &[u8], bins: usize) -> f64 {
+    let mut stats = vec![(0usize, 0f64, 0usize); bins]; // (count, confidence sum, correct)
+    for (row, &y) in probs.chunks(classes).zip(labels) {
+        let (best, confidence) =
+            row.iter().enumerate().fold((0, f64::MIN), |b, (c, &p)| if p > b.1 { (c, p) } else { b });
+        let bin = ((confidence * bins as f64) as usize).min(bins - 1);
+        stats[bin].0 += 1;
+        stats[bin].1 += confidence;
+        stats[bin].2 += usize::from(best == y as usize);
+    }
+    let n = labels.len().max(1) as f64;
+    stats.iter().filter(|s| s.0 > 0).map(|&(_, conf, correct)| (correct as f64 - conf).abs() / n).sum()
+}
+
+/// Rows of `[N, classes]` scores (logits or probabilities) whose largest value is at the label
+/// (first maximum on ties).
+pub fn count_correct<T: PartialOrd>(logits: &[T], classes: usize, labels: &[u8]) -> usize {
     logits
         .chunks(classes)
         .zip(labels)
         .filter(|(row, &y)| {
-            let best = row.iter().enumerate().fold(0, |b, (c, &v)| if v > row[b] { c } else { b });
+            let best = row.iter().enumerate().fold(0, |b, (c, v)| if *v > row[b] { c } else { b });
             best == y as usize
         })
         .count()
@@ -188,6 +211,19 @@ mod tests {
         let expected = kl_sum(&teacher, &Z1, 2.0) * 4.0 / 3.0;
         assert!((with[0].0.kl - expected).abs() < 1e-9);
         assert!((with[0].0.total - (with[0].0.ce + 0.25 * expected)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn calibration_error_by_hand() {
+        // Two confident right answers (0.9) and two half-confident ones, one right (0.6, 0.6):
+        // bins 0.9 → |1 − 0.9| · 2/4, 0.6 → |0.5 − 0.6| · 2/4.
+        let probs = [0.9, 0.1, 0.1, 0.9, 0.6, 0.4, 0.4, 0.6];
+        let ece = expected_calibration_error(&probs, 2, &[0, 1, 0, 0], 15);
+        assert!((ece - (0.1 * 0.5 + 0.1 * 0.5)).abs() < 1e-12, "{ece}");
+        // Perfect confidence on right answers: no error.
+        assert_eq!(expected_calibration_error(&[1.0, 0.0, 0.0, 1.0], 2, &[0, 1], 15), 0.0);
+        let p = softmax_rows(&[0.0, 0.0, (2f32).ln(), 0.0], 2);
+        assert!((p[0] - 0.5).abs() < 1e-12 && (p[2] - 2.0 / 3.0).abs() < 1e-7);
     }
 
     #[test]

@@ -475,13 +475,17 @@ fn batch_norm_backward(
     }));
 }
 
-/// Adds `bias[r]` to every element of row block r: `rows` blocks of `bias.len()` rows of
-/// `len` values each (`[rows, outputs, len]`).
+/// Adds the bias of every output to its values in `y`, laid out `[rows, outputs, len]`.
 fn add_bias(y: &mut [f32], bias: &[f32], rows: usize, len: usize) {
-    let outputs = bias.len();
-    for (k, chunk) in y[..rows * outputs * len].chunks_mut(len).enumerate() {
-        let b = bias[k % outputs];
-        chunk.iter_mut().for_each(|v| *v += b);
+    let block = bias.len() * len;
+    for row in y[..rows * block].chunks_mut(block) {
+        if len == 1 {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        } else {
+            for (values, b) in row.chunks_mut(len).zip(bias) {
+                values.iter_mut().for_each(|v| *v += b);
+            }
+        }
     }
 }
 
