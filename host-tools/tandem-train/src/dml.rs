@@ -302,8 +302,13 @@ impl Observer for Silent {}
 
 /// Mean cross-entropy and accuracy of `peer` on normalised samples.
 pub fn evaluate(peer: &PeerNet, x: &[f32], y: &[u8]) -> Result<(f64, f64), ModelError> {
-    let mut net = Net::from_peer(peer)?;
-    let (sample_len, classes) = (peer.spec.input_len(), peer.spec.classes);
+    Ok(evaluate_net(&mut Net::from_peer(peer)?, x, y))
+}
+
+/// [`evaluate`] on a peer already in the engine (inference passes: its parameters and batch
+/// norm statistics are left as they are).
+fn evaluate_net(net: &mut Net, x: &[f32], y: &[u8]) -> (f64, f64) {
+    let (sample_len, classes) = (net.spec.input_len(), net.spec.classes);
     let (mut loss_sum, mut correct) = (0f64, 0usize);
     let config = LossConfig { temperature: 1.0, lambda: 0.0, mutual: false };
     for (xs, ys) in x.chunks(EVAL_BATCH * sample_len).zip(y.chunks(EVAL_BATCH)) {
@@ -314,19 +319,23 @@ pub fn evaluate(peer: &PeerNet, x: &[f32], y: &[u8]) -> Result<(f64, f64), Model
         correct += count_correct(logits, classes, ys);
     }
     let n = y.len().max(1) as f64;
-    Ok((loss_sum / n, correct as f64 / n))
+    (loss_sum / n, correct as f64 / n)
 }
 
 /// Logits and features of `peer` for normalised flat samples, as row-major `Vec`s.
 pub fn predict(peer: &PeerNet, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
-    let mut net = Net::from_peer(peer)?;
-    let sample_len = peer.spec.input_len();
+    Ok(predict_net(&mut Net::from_peer(peer)?, x))
+}
+
+/// [`predict`] on a peer already in the engine.
+fn predict_net(net: &mut Net, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let sample_len = net.spec.input_len();
     let (mut logits, mut features) = (Vec::new(), Vec::new());
     for xs in x.chunks(EVAL_BATCH * sample_len) {
         logits.extend_from_slice(net.forward(xs, xs.len() / sample_len, false));
         features.extend_from_slice(net.features());
     }
-    Ok((logits, features))
+    (logits, features)
 }
 
 /// The normalisation a cohort shares: per channel when every peer takes channels-first input
@@ -648,13 +657,13 @@ pub fn distill(
 
         let n = train.len() as f64;
         let mut peers = Vec::with_capacity(k);
-        for (p, net) in cohort.nets.iter().enumerate() {
-            let peer = net.to_peer()?;
-            let (val_loss, val_accuracy) = evaluate(&peer, &val_x, &data.val.y)?;
+        for (p, net) in cohort.nets.iter_mut().enumerate() {
+            let (val_loss, val_accuracy) = evaluate_net(net, &val_x, &data.val.y);
             if val_accuracy > state.best[p].1 {
                 state.best[p] = (epoch, val_accuracy);
                 let meta = peer_meta(p, &config.cohort[p], epoch, val_accuracy);
-                checkpoint::save_peer(&out.join(checkpoint_name(p, &config.cohort[p])), &meta, &peer)?;
+                let path = out.join(checkpoint_name(p, &config.cohort[p]));
+                checkpoint::save_peer(&path, &meta, &net.to_peer()?)?;
             }
             peers.push(PeerEpoch {
                 train_loss: loss[p] / n,
@@ -687,7 +696,8 @@ pub fn distill(
         let file = checkpoint_name(p, arch);
         let path = out.join(&file);
         let (mut meta, peer) = checkpoint::load_peer(&path)?;
-        let (logits, _) = predict(&peer, &test_x)?;
+        let mut net = Net::from_peer(&peer)?;
+        let (logits, _) = predict_net(&mut net, &test_x);
         let test_accuracy =
             count_correct(&logits, classes, &data.test.y) as f64 / data.test.len().max(1) as f64;
         let probs = softmax_rows(&logits, classes);
@@ -695,7 +705,7 @@ pub fn distill(
         ensemble.iter_mut().zip(&probs).for_each(|(e, p)| *e += p / config.cohort.len() as f64);
         let mut transfer = BTreeMap::new();
         for (name, x, y) in &targets_x {
-            transfer.insert((*name).clone(), evaluate(&peer, x, y)?.1);
+            transfer.insert((*name).clone(), evaluate_net(&mut net, x, y).1);
         }
         meta.test_accuracy = Some(test_accuracy);
         checkpoint::save_peer(&path, &meta, &peer)?;

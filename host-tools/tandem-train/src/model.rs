@@ -100,11 +100,6 @@ impl PeerNet {
         Ok(Self { spec, params, buffers })
     }
 
-    /// The trainable variables, in [`NetSpec::params`] order.
-    pub fn vars(&self) -> Vec<Var> {
-        self.params.iter().map(|(_, v)| v.clone()).collect()
-    }
-
     /// `(name, copy of the current value)` of every trainable parameter, in [`NetSpec::params`]
     /// order (later training does not change it).
     pub fn named_params(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
@@ -166,17 +161,6 @@ impl PeerNet {
             var.set(&t.to_dtype(DType::F32)?)?;
         }
         Ok(())
-    }
-
-    /// True if every parameter is finite.
-    pub fn is_finite(&self) -> Result<bool, ModelError> {
-        for (_, var) in &self.params {
-            let sum = var.as_tensor().abs()?.sum_all()?.to_scalar::<f32>()?;
-            if !sum.is_finite() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// Forward pass of a batch `x` of shape `[N, input_shape...]` (already normalised), for
